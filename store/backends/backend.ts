@@ -1,0 +1,19 @@
+// What repair and status need from a backend beyond the BlockBackend interface other parts use.
+import type { BlockBackend, BlockId, OpOptions } from "../types.ts";
+
+export interface ScannableBackend extends BlockBackend {
+  /** Every block id stored, in no particular order. */
+  list(opts?: { signal?: AbortSignal }): AsyncIterable<BlockId>;
+  /** Resolves when the backend answers; rejects with a StoreError saying why not. */
+  ping(opts?: OpOptions): Promise<void>;
+}
+
+export function isScannable(b: BlockBackend): b is ScannableBackend {
+  return typeof (b as Partial<ScannableBackend>).list === "function" && typeof (b as Partial<ScannableBackend>).ping === "function";
+}
+
+export function checkId(id: BlockId): void {
+  if (!(id instanceof Uint8Array) || id.length !== 32) {
+    throw new TypeError(`block id must be 32 bytes, got ${id instanceof Uint8Array ? id.length : typeof id}`);
+  }
+}

@@ -1,0 +1,88 @@
+// rfs block encoding, so blocks written here are readable by rfs and the reverse
+// (threefoldtech/rfs, rfs/src/store/bs.rs):
+//   key   = BLAKE2b-256(plaintext)            (BLAKE2b with a 32-byte digest, unkeyed)
+//   comp  = snappy raw (not framed) of plaintext
+//   data  = AES-256-GCM(key, nonce = key[0..12], no AAD) of comp, stored as ciphertext || 16-byte tag
+//   id    = BLAKE2b-256(data)                 (the name the block is stored under)
+// The nonce repeats only for identical plaintext, which then yields identical data: that is the dedup.
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { blake2b256, snappyCompress, snappyDecompress } from "../native/index.ts";
+import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from "./types.ts";
+
+const TAG_LENGTH = 16;
+/** Largest plaintext decode will produce; rfs blocks are 512 KiB, vdisk blocks are smaller. */
+export const MAX_PLAIN_LENGTH = 64 * 1024 * 1024;
+
+/** What an flist row (block.id, block.key) holds to find and open one block. */
+export interface BlockRef {
+  id: BlockId;
+  key: Uint8Array;
+}
+
+export interface EncodedBlock extends BlockRef {
+  /** The bytes stored under id. */
+  data: Uint8Array;
+}
+
+function nonceOf(key: Uint8Array): Uint8Array {
+  return key.subarray(0, 12);
+}
+
+export function encodeBlock(plain: Uint8Array): EncodedBlock {
+  const key = blake2b256(plain);
+  const compressed = snappyCompress(plain);
+  const cipher = createCipheriv("aes-256-gcm", key, nonceOf(key), { authTagLength: TAG_LENGTH });
+  const head = cipher.update(compressed);
+  const tail = cipher.final();
+  const tag = cipher.getAuthTag();
+  const data = new Uint8Array(head.length + tail.length + TAG_LENGTH);
+  data.set(head, 0);
+  data.set(tail, head.length);
+  data.set(tag, head.length + tail.length);
+  return { id: blake2b256(data), key, data };
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/** Checks the id, the GCM tag and the compression; any mismatch is StoreError "corrupt". */
+export function decodeBlock(ref: BlockRef, data: Uint8Array, maxPlainLength = MAX_PLAIN_LENGTH): Uint8Array {
+  const context = { id: hex(ref.id) };
+  if (ref.key.length !== 32) throw new StoreError("corrupt", `block key must be 32 bytes, got ${ref.key.length}`, context);
+  if (!equalBytes(blake2b256(data), ref.id)) throw new StoreError("corrupt", "block bytes do not hash to their id", context);
+  if (data.length < TAG_LENGTH) throw new StoreError("corrupt", `block of ${data.length} bytes is shorter than its GCM tag`, context);
+  const body = data.subarray(0, data.length - TAG_LENGTH);
+  const decipher = createDecipheriv("aes-256-gcm", ref.key, nonceOf(ref.key), { authTagLength: TAG_LENGTH });
+  decipher.setAuthTag(data.subarray(data.length - TAG_LENGTH));
+  let compressed: Buffer;
+  try {
+    compressed = Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch (err) {
+    throw new StoreError("corrupt", "block fails AES-GCM authentication (wrong key or altered bytes)", context, { cause: err });
+  }
+  try {
+    return snappyDecompress(compressed, maxPlainLength);
+  } catch (err) {
+    throw new StoreError("corrupt", `block does not decompress: ${(err as Error).message}`, context, { cause: err });
+  }
+}
+
+/** Encodes and stores one block; returns what the flist must record to read it back. */
+export async function putBlock(store: BlockBackend, plain: Uint8Array, opts?: OpOptions): Promise<BlockRef> {
+  const block = encodeBlock(plain);
+  await store.put(block.id, block.data, opts);
+  return { id: block.id, key: block.key };
+}
+
+/** Fetches and decodes one block; null when no backend holds it. */
+export async function getBlock(store: BlockBackend, ref: BlockRef, opts?: OpOptions): Promise<Uint8Array | null> {
+  const data = await store.get(ref.id, opts);
+  if (data === null) return null;
+  try {
+    return decodeBlock(ref, data);
+  } catch (err) {
+    if (err instanceof StoreError) throw new StoreError(err.code, err.message, { backend: store.url, id: hex(ref.id) }, { cause: err.cause });
+    throw err;
+  }
+}

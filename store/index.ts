@@ -1,0 +1,9 @@
+// The public entry of store/: the block-store interface, backends by URL, rfs routing and block
+// encoding. Other parts import from here only.
+export * from "./types.ts";
+export { openBackend, openStore } from "./open.ts";
+export { parseBackendUrl, redactUrl, type BackendSpec } from "./backends/url.ts";
+export { isScannable, type ScannableBackend } from "./backends/backend.ts";
+export { RoutedStore, parseRoute, type Route, type RouteSpec } from "./routes.ts";
+export { encodeBlock, decodeBlock, putBlock, getBlock, MAX_PLAIN_LENGTH, type BlockRef, type EncodedBlock } from "./chunk.ts";
+export { defaultPolicy, type OpPolicy } from "./ops.ts";
