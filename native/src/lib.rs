@@ -1,0 +1,30 @@
+//! Zero-OS native addon (N-API): erasure coding and hashing for the TypeScript userland.
+//! The only caller is native/index.ts, which gives every export its typed signature.
+pub mod crc32c;
+mod hash;
+pub mod napi;
+mod snappy;
+
+use napi::{napi_env, napi_value, Env};
+
+/// Called by the host when the addon is loaded: puts every function on `exports`.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    napi::guard(env, |env: &Env| {
+        let functions: &[(&str, napi::napi_callback)] = &[
+            ("blake3", hash::js_blake3),
+            ("blake3Parallel", hash::js_blake3_parallel),
+            ("blake3HasherNew", hash::js_blake3_hasher_new),
+            ("blake3HasherUpdate", hash::js_blake3_hasher_update),
+            ("blake3HasherDigest", hash::js_blake3_hasher_digest),
+            ("blake2b", hash::js_blake2b),
+            ("crc32c", hash::js_crc32c),
+            ("snappyCompress", snappy::js_snappy_compress),
+            ("snappyDecompress", snappy::js_snappy_decompress),
+        ];
+        for &(name, f) in functions {
+            env.define(exports, name, f)?;
+        }
+        Ok(exports)
+    })
+}
