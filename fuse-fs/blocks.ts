@@ -1,0 +1,112 @@
+// Fetching a file's blocks: memory, then the disk cache, then the store. Everything that reaches a
+// reader was verified (id hash, GCM tag, length); concurrent readers of one block share one download,
+// and a download that outlives its deadline fails (so a dead store gives EIO, never a hung read).
+import { decodeBlock, hex, StoreError, type BlockBackend } from "../store/index.ts";
+import type { ChunkCache } from "./cache.ts";
+import type { BlockRow } from "./flist.ts";
+
+export interface FetcherOptions {
+  cache?: ChunkCache;
+  /** Deadline of one block download, in ms. */
+  timeoutMs?: number;
+  /** Decoded blocks kept in memory (each up to 512 KiB). */
+  memoryBlocks?: number;
+}
+
+export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+
+export class BlockFetcher {
+  private readonly memory = new Map<string, Uint8Array>();
+  private readonly inFlight = new Map<string, Promise<Uint8Array>>();
+  private readonly timeoutMs: number;
+  private readonly memoryBlocks: number;
+
+  constructor(
+    readonly store: BlockBackend,
+    private readonly opts: FetcherOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+    this.memoryBlocks = opts.memoryBlocks ?? 64;
+  }
+
+  private remember(name: string, data: Uint8Array): void {
+    this.memory.delete(name);
+    this.memory.set(name, data);
+    if (this.memory.size > this.memoryBlocks) this.memory.delete(this.memory.keys().next().value!);
+  }
+
+  /** The block if it is already local (memory or disk cache), without waiting. */
+  local(ref: BlockRow): Uint8Array | null {
+    const name = hex(ref.id);
+    const mem = this.memory.get(name);
+    if (mem) {
+      this.remember(name, mem);
+      return mem;
+    }
+    const disk = this.opts.cache?.get(name) ?? null;
+    if (disk) this.remember(name, disk);
+    return disk;
+  }
+
+  /**
+   * The verified plaintext of a block. `expectedLength` (when known from the file size) is checked too,
+   * so a block that decodes but is the wrong size is rejected rather than served.
+   */
+  async get(ref: BlockRow, expectedLength?: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const data = this.local(ref) ?? (await this.download(ref, signal));
+    if (expectedLength !== undefined && data.length !== expectedLength) {
+      throw new StoreError("corrupt", `block holds ${data.length} bytes where the flist needs ${expectedLength}`, { id: hex(ref.id) });
+    }
+    return data;
+  }
+
+  /** Starts fetching a block into the cache without anyone waiting for it (read-ahead). */
+  prefetch(ref: BlockRow): void {
+    const name = hex(ref.id);
+    if (this.memory.has(name) || this.inFlight.has(name) || this.opts.cache?.has(name)) return;
+    this.shared(ref).catch(() => {});
+  }
+
+  private download(ref: BlockRow, signal?: AbortSignal): Promise<Uint8Array> {
+    const p = this.shared(ref);
+    if (!signal) return p;
+    // One reader giving up (an interrupted read) must not cancel the download others wait on.
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new StoreError("aborted", "read interrupted", { id: hex(ref.id) }));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  private shared(ref: BlockRow): Promise<Uint8Array> {
+    const name = hex(ref.id);
+    let p = this.inFlight.get(name);
+    if (!p) {
+      p = this.fetchOnce(ref, name).finally(() => this.inFlight.delete(name));
+      this.inFlight.set(name, p);
+    }
+    return p;
+  }
+
+  private async fetchOnce(ref: BlockRow, name: string): Promise<Uint8Array> {
+    const ctl = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        ctl.abort();
+        reject(new StoreError("timeout", `block download took longer than ${this.timeoutMs} ms`, { backend: this.store.url, id: name }));
+      }, this.timeoutMs);
+    });
+    try {
+      const stored = await Promise.race([this.store.get(ref.id, { signal: ctl.signal, timeoutMs: this.timeoutMs }), deadline]);
+      if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: this.store.url, id: name });
+      const plain = decodeBlock(ref, stored);
+      this.opts.cache?.put(name, plain);
+      this.remember(name, plain);
+      return plain;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
