@@ -1,0 +1,56 @@
+// The pseudo filesystems a Linux userland expects, mounted by PID 1 before anything else.
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { mount, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RELATIME } from "../libc.ts";
+import { logger } from "../log.ts";
+import type { Health } from "../health.ts";
+
+const log = logger("mounts");
+
+const early: [source: string, target: string, fstype: string, flags: number, data: string][] = [
+  ["proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""],
+  ["sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""],
+  ["devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755"],
+  ["devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=620,ptmxmode=666"],
+  ["tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"],
+  ["tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"],
+  ["tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"],
+  ["cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME, "nsdelegate"],
+];
+
+/** Mount points from /proc/self/mountinfo (field 5), with octal escapes decoded. */
+export function mountPoints(): string[] {
+  try {
+    return readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split(" ")[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+  } catch {
+    return [];
+  }
+}
+
+export function mountEarly(health: Health): void {
+  for (const [source, target, fstype, flags, data] of early) {
+    try {
+      // proc may not be mounted yet: then nothing is, and /proc/self does not exist
+      if (existsSync("/proc/self") && mountPoints().includes(target)) {
+        log.debug(`${target} already mounted`);
+        continue;
+      }
+      mkdirSync(target, { recursive: true });
+      mount(source, target, fstype, flags, data);
+      log.info(`mounted ${fstype} on ${target}`);
+    } catch (e) {
+      log.error(`mounting ${fstype} on ${target}`, e);
+      health.fail(`mount ${target}`, e);
+    }
+  }
+  // devtmpfs has no /dev/fd and friends; programs (bash process substitution, some tools) expect them
+  for (const [link, to] of [["/dev/fd", "/proc/self/fd"], ["/dev/stdin", "/proc/self/fd/0"], ["/dev/stdout", "/proc/self/fd/1"], ["/dev/stderr", "/proc/self/fd/2"]]) {
+    try {
+      if (!existsSync(link)) symlinkSync(to, link);
+    } catch {
+      // a read-only /dev in odd setups: not fatal
+    }
+  }
+}

@@ -1,0 +1,174 @@
+// Client side of the signed RPC protocol (protocol.ts): used by the `zos` CLI, tests and benchmarks.
+// Every response must verify under one node key for the connection's lifetime; when the caller
+// pinned a key (known_nodes), any other key fails every call with code "node-key-mismatch".
+import type { Socket } from "bun";
+import { keyId, type KeyPair } from "../identity/ed25519.ts";
+import { decodeResponse, DEFAULT_TCP_PORT, encodeRequest, FrameReader, type ResponseBody } from "./protocol.ts";
+
+export type NodeAddress = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
+
+export class RpcCallError extends Error {
+  constructor(readonly code: string, message: string, readonly data?: unknown) {
+    super(message);
+    this.name = "RpcCallError";
+  }
+}
+
+/** "unix:/run/zos.sock", "host", "host:port", "[v6]:port". */
+export function parseNodeAddress(text: string): NodeAddress {
+  if (text.startsWith("unix:")) {
+    const path = text.slice(5);
+    if (!path) throw new Error("unix: needs a socket path, e.g. unix:/run/zos.sock");
+    return { kind: "unix", path };
+  }
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (!m) throw new Error(`'${text}' is not HOST[:PORT] or unix:PATH`);
+  const port = m[2] === undefined ? DEFAULT_TCP_PORT : Number(m[2]);
+  if (!(port > 0 && port < 65536)) throw new Error(`invalid port in '${text}'`);
+  return { kind: "tcp", host: m[1], port };
+}
+
+export function formatNodeAddress(a: NodeAddress): string {
+  return a.kind === "unix" ? `unix:${a.path}` : `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+interface PendingCall {
+  nonce: Uint8Array;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onItem?: (item: unknown) => void;
+}
+
+export interface CallOptions {
+  onItem?: (item: unknown) => void;
+  signal?: AbortSignal;
+}
+
+export class RpcClient {
+  private nextId = 1;
+  private pending = new Map<number, PendingCall>();
+  private reader = new FrameReader();
+  private queue: Uint8Array[] = [];
+  private closedError: RpcCallError | null = null;
+  nodeKey: Uint8Array | null;
+
+  private constructor(private socket: Socket<undefined> | null, private readonly key: KeyPair, expectNodeKey?: Uint8Array) {
+    this.nodeKey = expectNodeKey ?? null;
+  }
+
+  static async connect(address: NodeAddress, key: KeyPair, opts: { expectNodeKey?: Uint8Array } = {}): Promise<RpcClient> {
+    const client = new RpcClient(null, key, opts.expectNodeKey);
+    const handlers = {
+      data: (_s: Socket<undefined>, chunk: Uint8Array) => client.onData(chunk),
+      drain: () => client.flush(),
+      close: () => client.failAll(new RpcCallError("connection-closed", "the node closed the connection")),
+      error: (_s: Socket<undefined>, e: Error) => client.failAll(new RpcCallError("connection-error", e.message)),
+    };
+    try {
+      client.socket = address.kind === "unix"
+        ? await Bun.connect({ unix: address.path, socket: handlers })
+        : await Bun.connect({ hostname: address.host, port: address.port, socket: handlers });
+    } catch (e) {
+      throw new RpcCallError("unreachable", `cannot connect to ${formatNodeAddress(address)}: ${(e as Error).message}`);
+    }
+    return client;
+  }
+
+  get nodeId(): string | null {
+    return this.nodeKey ? keyId(this.nodeKey) : null;
+  }
+
+  call<T = unknown>(method: string, params: unknown = null, opts: CallOptions = {}): Promise<T> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const { bytes, body } = encodeRequest(this.key, method, params, id);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { nonce: body.n, resolve: resolve as (v: unknown) => void, reject, onItem: opts.onItem });
+      if (opts.signal) {
+        const onAbort = () => {
+          if (this.pending.has(id)) this.call("rpc.cancel", { id }).catch(() => {});
+        };
+        if (opts.signal.aborted) onAbort();
+        else opts.signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.write(bytes);
+    });
+  }
+
+  /** Sends raw bytes as they are: for tests that need malformed input. */
+  sendRaw(bytes: Uint8Array): void {
+    this.write(bytes);
+  }
+
+  /** Every response seen with no matching call (id-less errors), for tests. */
+  readonly unmatched: ResponseBody[] = [];
+
+  close(): void {
+    this.socket?.end();
+    this.failAll(new RpcCallError("connection-closed", "client closed the connection"));
+  }
+
+  private write(bytes: Uint8Array): void {
+    this.queue.push(bytes);
+    if (this.queue.length === 1) this.flush();
+  }
+
+  private flush(): void {
+    while (this.socket && this.queue.length > 0) {
+      const head = this.queue[0];
+      const n = this.socket.write(head);
+      if (n < head.length) {
+        this.queue[0] = head.subarray(Math.max(0, n));
+        return;
+      }
+      this.queue.shift();
+    }
+  }
+
+  private onData(chunk: Uint8Array): void {
+    this.reader.push(chunk);
+    for (;;) {
+      let payload: Uint8Array | null;
+      let body: ResponseBody;
+      try {
+        payload = this.reader.next();
+        if (!payload) return;
+        body = decodeResponse(payload);
+      } catch (e) {
+        this.failAll(new RpcCallError("bad-response", `invalid response from node: ${(e as Error).message}`));
+        this.socket?.end();
+        return;
+      }
+      if (this.nodeKey && Buffer.compare(this.nodeKey, body.k) !== 0) {
+        this.failAll(new RpcCallError("node-key-mismatch", `node answered with key ${keyId(body.k)} but ${keyId(this.nodeKey)} was expected`, { got: keyId(body.k), expected: keyId(this.nodeKey) }));
+        this.socket?.end();
+        return;
+      }
+      this.nodeKey = body.k;
+      this.dispatch(body);
+    }
+  }
+
+  private dispatch(body: ResponseBody): void {
+    const call = body.i === null ? undefined : this.pending.get(body.i);
+    // a response must echo the request's nonce; the only exception is the cancellation notice
+    const cancelled = body.y === "error" && body.e?.code === "cancelled" && body.n === null;
+    if (!call || (!cancelled && (!body.n || Buffer.compare(body.n, call.nonce) !== 0))) {
+      this.unmatched.push(body);
+      return;
+    }
+    if (body.y === "item") {
+      call.onItem?.(body.r);
+      return;
+    }
+    this.pending.delete(body.i!);
+    if (body.y === "result") call.resolve(body.r);
+    else call.reject(new RpcCallError(body.e?.code ?? "internal", body.e?.message ?? "unknown error", body.e?.data));
+  }
+
+  private failAll(e: RpcCallError): void {
+    this.closedError ??= e;
+    for (const c of this.pending.values()) c.reject(e);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,130 @@
+// The zos RPC wire format, shared by the server (init) and the client (cli).
+//
+//   frame    = u32 big-endian N (1 <= N <= MAX_FRAME) || N bytes of CBOR
+//   request  = { "b": bstr body, "s": bstr(64) sig }
+//   body     = { "m": tstr method, "p": params, "i": uint id (unique among the connection's open calls),
+//                "t": uint unix ms, "n": bstr(16) random nonce, "k": bstr(32) caller ed25519 key }
+//   sig      = ed25519_caller( SHA-256("zos-rpc-request-v1\0" || body) )
+//   response = { "b": bstr rbody, "s": bstr(64) rsig }
+//   rbody    = { "i": id | null, "n": request nonce | null, "k": bstr(32) node key, "t": uint unix ms,
+//                "y": "item" | "result" | "error", "r"?: value, "e"?: { "code": tstr, "message": tstr, "data"?: any } }
+//   rsig     = ed25519_node( SHA-256("zos-rpc-response-v1\0" || rbody) )
+//
+// Signing the body bytes (not a re-encoding) means both sides never need canonical CBOR. The response
+// repeats the request nonce so a recorded response cannot answer another request. A call streams zero or
+// more "item" responses, then exactly one "result" or "error". "rpc.cancel" {id} aborts an open call.
+import { createHash, randomBytes } from "node:crypto";
+import { Encoder } from "cbor-x";
+import { signMessage, verifySignature, type KeyPair } from "../identity/ed25519.ts";
+import type { RpcErrorCode } from "./errors.ts";
+
+export const DEFAULT_TCP_PORT = 7722;
+export const DEFAULT_SOCKET_PATH = "/run/zos.sock";
+export const MAX_FRAME = 1 << 20;
+export const TIMESTAMP_WINDOW_MS = 60_000;
+const requestDomain = Buffer.from("zos-rpc-request-v1\0");
+const responseDomain = Buffer.from("zos-rpc-response-v1\0");
+
+export const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
+
+export function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + payload.length);
+  new DataView(out.buffer).setUint32(0, payload.length);
+  out.set(payload, 4);
+  return out;
+}
+
+/** Accumulates stream bytes and yields whole frame payloads; a length over the limit is an error. */
+export class FrameReader {
+  private buf = new Uint8Array(0);
+  constructor(readonly maxFrame = MAX_FRAME) {}
+
+  push(chunk: Uint8Array): void {
+    if (this.buf.length === 0) this.buf = chunk.slice();
+    else {
+      const b = new Uint8Array(this.buf.length + chunk.length);
+      b.set(this.buf);
+      b.set(chunk, this.buf.length);
+      this.buf = b;
+    }
+  }
+
+  /** The next complete payload, null when more bytes are needed; throws FrameError on a bad length. */
+  next(): Uint8Array | null {
+    if (this.buf.length < 4) return null;
+    const n = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
+    if (n === 0 || n > this.maxFrame) throw new FrameError(n);
+    if (this.buf.length < 4 + n) return null;
+    const payload = this.buf.subarray(4, 4 + n);
+    this.buf = this.buf.subarray(4 + n);
+    return payload;
+  }
+}
+
+export class FrameError extends Error {
+  constructor(readonly length: number) {
+    super(length === 0 ? "empty frame" : `frame of ${length} bytes exceeds the ${MAX_FRAME} byte limit`);
+    this.name = "FrameError";
+  }
+}
+
+export interface RequestBody {
+  m: string;
+  p: unknown;
+  i: number;
+  t: number;
+  n: Uint8Array;
+  k: Uint8Array;
+}
+
+export interface ResponseBody {
+  i: number | null;
+  n: Uint8Array | null;
+  k: Uint8Array;
+  t: number;
+  y: "item" | "result" | "error";
+  r?: unknown;
+  e?: { code: RpcErrorCode | string; message: string; data?: unknown };
+}
+
+export function digest(domain: Buffer, body: Uint8Array): Uint8Array {
+  return createHash("sha256").update(domain).update(body).digest();
+}
+
+export function requestDigest(body: Uint8Array): Uint8Array {
+  return digest(requestDomain, body);
+}
+
+export function responseDigest(body: Uint8Array): Uint8Array {
+  return digest(responseDomain, body);
+}
+
+export function newNonce(): Uint8Array {
+  return new Uint8Array(randomBytes(16));
+}
+
+/** Encodes and signs a request; returns the framed bytes and the body it carries. */
+export function encodeRequest(key: KeyPair, method: string, params: unknown, id: number, now = Date.now()): { bytes: Uint8Array; body: RequestBody } {
+  const body: RequestBody = { m: method, p: params ?? null, i: id, t: now, n: newNonce(), k: key.publicKey };
+  const b = cbor.encode(body);
+  return { bytes: frame(cbor.encode({ b, s: signMessage(key, requestDigest(b)) })), body };
+}
+
+export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">): Uint8Array {
+  const b = cbor.encode({ ...body, k: key.publicKey, t: Date.now() });
+  return frame(cbor.encode({ b, s: signMessage(key, responseDigest(b)) }));
+}
+
+export function isBytes(v: unknown, len?: number): v is Uint8Array {
+  return v instanceof Uint8Array && (len === undefined || v.length === len);
+}
+
+/** Decodes and verifies a response frame payload; throws on anything malformed or forged. */
+export function decodeResponse(payload: Uint8Array): ResponseBody {
+  const env = cbor.decode(payload) as { b?: unknown; s?: unknown };
+  if (!env || !isBytes(env.b) || !isBytes(env.s, 64)) throw new Error("malformed response envelope");
+  const body = cbor.decode(env.b) as ResponseBody;
+  if (!body || !isBytes(body.k, 32) || !["item", "result", "error"].includes(body.y)) throw new Error("malformed response body");
+  if (!verifySignature(body.k, responseDigest(env.b), env.s)) throw new Error("response signature does not verify");
+  return body;
+}

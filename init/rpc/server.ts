@@ -1,0 +1,280 @@
+// The signed RPC server: the same protocol on a unix socket and on TCP (see protocol.ts for the wire
+// format). Every request is checked in this order, each failure getting its own error code:
+// envelope -> body fields -> trusted key -> signature -> timestamp window -> nonce replay ->
+// method exists -> caller's role -> parameter schema. Only then is the handler called; calls on one
+// connection run concurrently and each can stream items and be cancelled.
+import { chmodSync, existsSync, rmSync } from "node:fs";
+import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
+import { keyId, verifySignature, type KeyPair } from "../identity/ed25519.ts";
+import { logger } from "../log.ts";
+import { RpcError, type RpcErrorCode } from "./errors.ts";
+import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
+import { roleAllows, type MethodRegistry } from "./registry.ts";
+import { ReplayCache } from "./replay.ts";
+import { SchemaError } from "./schema.ts";
+import type { TrustStore } from "./trust.ts";
+
+const log = logger("rpc");
+
+interface Connection {
+  peer: string;
+  reader: FrameReader;
+  calls: Map<number, { abort: AbortController; callerId: string }>;
+  pending: Uint8Array[];
+  closed: boolean;
+}
+
+export interface RpcServerOptions {
+  identity: KeyPair;
+  registry: MethodRegistry;
+  trust: TrustStore;
+  windowMs?: number;
+  maxFrame?: number;
+  now?: () => number;
+}
+
+export interface RpcStats {
+  calls: number;
+  rejected: Partial<Record<string, number>>;
+  connections: number;
+}
+
+/** Rejections are logged, but a flood must not flood the console: at most `perSecond` lines a second. */
+class RateLimitedLog {
+  private windowStart = 0;
+  private count = 0;
+  private suppressed = 0;
+  constructor(private readonly perSecond = 20) {}
+  warn(message: string): void {
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      if (this.suppressed) log.warn(`${this.suppressed} more rejections not logged`);
+      this.windowStart = now;
+      this.count = 0;
+      this.suppressed = 0;
+    }
+    if (++this.count <= this.perSecond) log.warn(message);
+    else this.suppressed++;
+  }
+}
+
+export class RpcServer {
+  private listeners: (TCPSocketListener<Connection> | UnixSocketListener<Connection>)[] = [];
+  private readonly replay: ReplayCache;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private readonly rejections = new RateLimitedLog();
+  readonly stats: RpcStats = { calls: 0, rejected: {}, connections: 0 };
+  private sockets = new Set<Socket<Connection>>();
+
+  constructor(private readonly opts: RpcServerOptions) {
+    this.windowMs = opts.windowMs ?? TIMESTAMP_WINDOW_MS;
+    this.replay = new ReplayCache(this.windowMs);
+    this.now = opts.now ?? Date.now;
+  }
+
+  private handlers() {
+    return {
+      open: (socket: Socket<Connection>) => {
+        socket.data = { peer: socket.remoteAddress || "unix", reader: new FrameReader(this.opts.maxFrame ?? MAX_FRAME), calls: new Map(), pending: [], closed: false };
+        this.sockets.add(socket);
+        this.stats.connections++;
+      },
+      data: (socket: Socket<Connection>, chunk: Uint8Array) => this.onData(socket, chunk),
+      drain: (socket: Socket<Connection>) => this.flush(socket),
+      close: (socket: Socket<Connection>) => this.onClose(socket),
+      error: (socket: Socket<Connection>, e: Error) => log.warn(`connection ${socket.data?.peer}: ${e.message}`),
+    };
+  }
+
+  /** Listens on TCP; returns the bound port (useful with port 0). */
+  listenTcp(hostname: string, port: number): number {
+    const l = Bun.listen<Connection>({ hostname, port, socket: this.handlers() });
+    this.listeners.push(l);
+    log.info(`listening on tcp ${hostname}:${l.port}`);
+    return l.port;
+  }
+
+  listenUnix(path: string): void {
+    if (existsSync(path)) rmSync(path); // a stale socket from a previous run
+    const l = Bun.listen<Connection>({ unix: path, socket: this.handlers() });
+    chmodSync(path, 0o600); // access is by signature, but there is no reason to let others connect
+    this.listeners.push(l);
+    log.info(`listening on unix ${path}`);
+  }
+
+  stop(): void {
+    for (const l of this.listeners) l.stop(true);
+    for (const s of this.sockets) s.end();
+    this.listeners = [];
+  }
+
+  private onData(socket: Socket<Connection>, chunk: Uint8Array): void {
+    const conn = socket.data;
+    if (conn.closed) return;
+    conn.reader.push(chunk);
+    for (;;) {
+      let payload: Uint8Array | null;
+      try {
+        payload = conn.reader.next();
+      } catch (e) {
+        // the stream cannot be resynchronised after a bad length: answer, then close
+        this.reject(socket, null, null, "frame-too-large", (e as FrameError).message);
+        conn.closed = true;
+        this.flush(socket);
+        socket.end();
+        return;
+      }
+      if (!payload) return;
+      try {
+        this.onFrame(socket, payload);
+      } catch (e) {
+        log.error(`unexpected error handling a frame from ${conn.peer}`, e);
+        this.send(socket, { i: null, n: null, y: "error", e: { code: "internal", message: "internal error" } });
+      }
+    }
+  }
+
+  private onFrame(socket: Socket<Connection>, payload: Uint8Array): void {
+    let env: unknown;
+    try {
+      env = cbor.decode(payload);
+    } catch (e) {
+      return this.reject(socket, null, null, "malformed-cbor", `request is not valid CBOR: ${(e as Error).message}`);
+    }
+    const envelope = env as { b?: unknown; s?: unknown } | null;
+    if (!envelope || typeof envelope !== "object" || !isBytes(envelope.b) || !isBytes(envelope.s))
+      return this.reject(socket, null, null, "malformed-envelope", "request must be a map {b: body bytes, s: signature bytes}");
+    if (envelope.s.length !== 64) return this.reject(socket, null, null, "malformed-envelope", `signature must be 64 bytes, got ${envelope.s.length}`);
+
+    let raw: unknown;
+    try {
+      raw = cbor.decode(envelope.b);
+    } catch (e) {
+      return this.reject(socket, null, null, "malformed-cbor", `request body is not valid CBOR: ${(e as Error).message}`);
+    }
+    const body = raw as Record<string, unknown> | null;
+    if (!body || typeof body !== "object" || Array.isArray(body)) return this.reject(socket, null, null, "bad-request", "request body must be a map");
+    const id = typeof body.i === "number" && Number.isSafeInteger(body.i) && body.i >= 0 ? body.i : null;
+    const nonce = isBytes(body.n, 16) ? body.n : null;
+    const problem =
+      id === null ? "field i (request id) must be a non-negative integer"
+      : typeof body.m !== "string" || body.m.length === 0 || body.m.length > 128 ? "field m (method) must be a string of 1-128 characters"
+      : typeof body.t !== "number" || !Number.isFinite(body.t) ? "field t (timestamp, unix ms) must be a number"
+      : nonce === null ? "field n (nonce) must be 16 bytes"
+      : !isBytes(body.k, 32) ? "field k (caller key) must be 32 bytes"
+      : !("p" in body) ? "field p (params) is missing"
+      : null;
+    if (problem) return this.reject(socket, id, nonce, "bad-request", problem);
+    const method = body.m as string, key = body.k as Uint8Array, ts = body.t as number;
+
+    const role = this.opts.trust.roleOf(key);
+    const callerId = keyId(key);
+    if (!role) return this.reject(socket, id, nonce, "unknown-key", `key ${callerId} is not trusted by this node`);
+    if (!verifySignature(key, requestDigest(envelope.b), envelope.s)) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
+    const skew = ts - this.now();
+    if (Math.abs(skew) > this.windowMs)
+      return this.reject(socket, id, nonce, "stale-timestamp", `timestamp is ${Math.round(skew / 1000)} s off the node's clock (window ±${this.windowMs / 1000} s); check the clocks`);
+    const seen = this.replay.check(key, nonce!, ts);
+    if (seen === "replay") return this.reject(socket, id, nonce, "replay", "this nonce was already used; every request needs a fresh one");
+    if (seen === "full") return this.reject(socket, id, nonce, "unavailable", "replay cache is full; retry shortly");
+
+    const conn = socket.data;
+    if (method === "rpc.cancel") return this.cancel(socket, id!, nonce!, callerId, body.p);
+    if (conn.calls.has(id!)) return this.reject(socket, id, nonce, "duplicate-id", `request id ${id} is already in use on this connection`);
+    const def = this.opts.registry.get(method);
+    if (!def) return this.reject(socket, id, nonce, "unknown-method", `no method named '${method}'`);
+    if (!roleAllows(role, def.role)) return this.reject(socket, id, nonce, "forbidden", `${method} needs role ${def.role}; key ${callerId} has ${role}`);
+    let params: unknown;
+    try {
+      params = def.params.parse(body.p, "");
+    } catch (e) {
+      if (e instanceof SchemaError) return this.reject(socket, id, nonce, "bad-params", e.message, { path: e.path });
+      throw e;
+    }
+
+    this.stats.calls++;
+    const abort = new AbortController();
+    conn.calls.set(id!, { abort, callerId });
+    const ctx = {
+      callerId, role, signal: abort.signal,
+      emit: (item: unknown) => {
+        if (!abort.signal.aborted) this.send(socket, { i: id, n: nonce, y: "item", r: item });
+      },
+    };
+    const settle = (response: Omit<ResponseBody, "k" | "t">) => {
+      if (conn.calls.get(id!)?.abort !== abort) return;
+      conn.calls.delete(id!);
+      this.send(socket, response);
+    };
+    Promise.resolve()
+      .then(() => def.handler(params, ctx))
+      .then(
+        (result) => settle(abort.signal.aborted ? { i: id, n: nonce, y: "error", e: { code: "cancelled", message: "call was cancelled" } } : { i: id, n: nonce, y: "result", r: result ?? null }),
+        (e) => {
+          const err = toRpcError(e);
+          if (err.code === "internal") log.error(`${method} failed`, e);
+          settle({ i: id, n: nonce, y: "error", e: { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) } });
+        },
+      );
+  }
+
+  private cancel(socket: Socket<Connection>, id: number, nonce: Uint8Array, callerId: string, p: unknown): void {
+    const target = (p as { id?: unknown } | null)?.id;
+    if (typeof target !== "number") return this.reject(socket, id, nonce, "bad-params", "id: expected the integer id of a call on this connection", { path: "id" });
+    const call = socket.data.calls.get(target);
+    if (call && call.callerId !== callerId) return this.reject(socket, id, nonce, "forbidden", "only the caller that made a call can cancel it");
+    if (call) {
+      socket.data.calls.delete(target);
+      call.abort.abort();
+      this.send(socket, { i: target, n: null, y: "error", e: { code: "cancelled", message: "call was cancelled" } });
+    }
+    this.send(socket, { i: id, n: nonce, y: "result", r: { cancelled: Boolean(call) } });
+  }
+
+  private reject(socket: Socket<Connection>, id: number | null, nonce: Uint8Array | null, code: RpcErrorCode, message: string, data?: unknown): void {
+    this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+    this.rejections.warn(`rejected request${id === null ? "" : ` ${id}`} from ${socket.data.peer}: ${code}: ${message}`);
+    this.send(socket, { i: id, n: nonce, y: "error", e: { code, message, ...(data === undefined ? {} : { data }) } });
+  }
+
+  private send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
+    const conn = socket.data;
+    if (!conn || (conn.closed && body.e?.code !== "frame-too-large")) return;
+    conn.pending.push(encodeResponse(this.opts.identity, body));
+    if (conn.pending.length === 1) this.flush(socket);
+  }
+
+  private flush(socket: Socket<Connection>): void {
+    const conn = socket.data;
+    while (conn.pending.length > 0) {
+      const head = conn.pending[0];
+      const n = socket.write(head);
+      if (n < head.length) {
+        conn.pending[0] = head.subarray(Math.max(0, n));
+        return; // the rest goes out on `drain`
+      }
+      conn.pending.shift();
+    }
+  }
+
+  private onClose(socket: Socket<Connection>): void {
+    const conn = socket.data;
+    this.sockets.delete(socket);
+    if (!conn) return;
+    conn.closed = true;
+    conn.pending = [];
+    for (const c of conn.calls.values()) c.abort.abort();
+    conn.calls.clear();
+  }
+}
+
+/** Maps errors from handlers to RPC errors: typed errors keep their code, anything else is internal. */
+export function toRpcError(e: unknown): RpcError {
+  if (e instanceof RpcError) return e;
+  if (e instanceof SchemaError) return new RpcError("bad-params", e.message, { path: e.path });
+  const code = (e as { code?: unknown })?.code;
+  const known: Record<string, RpcErrorCode> = { "not-found": "not-found", exists: "conflict", running: "conflict", invalid: "conflict" };
+  if (typeof code === "string" && known[code]) return new RpcError(known[code], (e as Error).message);
+  return new RpcError("internal", e instanceof Error ? e.message : String(e));
+}
