@@ -14,6 +14,14 @@ interface NativeAddon {
   crc32c(data: Uint8Array, seed: number | undefined): number;
   snappyCompress(data: Uint8Array): Uint8Array;
   snappyDecompress(data: Uint8Array, maxLength: number | undefined): Uint8Array;
+  rsEncode(k: number, m: number, data: Uint8Array[], path: RsPath | undefined): Uint8Array[];
+  rsReconstruct(k: number, m: number, shards: (Uint8Array | null)[], path: RsPath | undefined): Uint8Array[];
+  rsVerify(k: number, m: number, shards: Uint8Array[], path: RsPath | undefined): boolean;
+  rsEncodeAsync(k: number, m: number, data: Uint8Array[], path: RsPath | undefined): Promise<Uint8Array[]>;
+  rsReconstructAsync(k: number, m: number, shards: (Uint8Array | null)[], path: RsPath | undefined): Promise<Uint8Array[]>;
+  rsEncodeInto(k: number, m: number, data: Uint8Array[], parity: Uint8Array[], path: RsPath | undefined): Uint8Array[];
+  rsReconstructInto(k: number, m: number, shards: Uint8Array[], missing: number[], path: RsPath | undefined): Uint8Array[];
+  rsPaths(): RsPath[];
 }
 
 /** An opaque native object (a JS external); only this file handles them. */
@@ -82,4 +90,61 @@ export function snappyCompress(data: Uint8Array): Uint8Array {
  */
 export function snappyDecompress(data: Uint8Array, maxLength?: number): Uint8Array {
   return addon.snappyDecompress(data, maxLength);
+}
+
+/** A CPU code path of the Reed-Solomon arithmetic; all give identical bytes. */
+export type RsPath = "gfni-avx512" | "avx2" | "ssse3" | "scalar";
+/** Forces a CPU path (tests and benchmarks); the default is the fastest this CPU supports. */
+export interface RsOptions { path?: RsPath }
+
+/** The Reed-Solomon CPU paths this machine supports, fastest first. */
+export function rsPaths(): RsPath[] {
+  return addon.rsPaths();
+}
+
+// Reed-Solomon over GF(2^8), systematic Cauchy matrix (ISA-L's gf_gen_cauchy1_matrix), k + m <= 256.
+// Shards are read in place; computed shards are new Uint8Arrays. Bad arguments throw TypeError or
+// RangeError (err.code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE) naming the problem.
+// The async variants compute on a worker thread: do not modify, transfer or resize the shards
+// until the promise settles.
+
+/** k equal-length data shards -> m parity shards. */
+export function rsEncode(k: number, m: number, data: Uint8Array[], opts?: RsOptions): Uint8Array[] {
+  return addon.rsEncode(k, m, data, opts?.path);
+}
+
+/**
+ * `shards` has k + m entries, null for a missing one (at most m missing). Returns all k + m
+ * shards: the given ones as they are, the missing ones rebuilt.
+ */
+export function rsReconstruct(k: number, m: number, shards: (Uint8Array | null)[], opts?: RsOptions): Uint8Array[] {
+  return addon.rsReconstruct(k, m, shards, opts?.path);
+}
+
+/** Whether the m parity shards (shards[k..]) match the k data shards. */
+export function rsVerify(k: number, m: number, shards: Uint8Array[], opts?: RsOptions): boolean {
+  return addon.rsVerify(k, m, shards, opts?.path);
+}
+
+/** `rsEncode` into the caller's m parity buffers (no allocation); returns `parity`. */
+export function rsEncodeInto(k: number, m: number, data: Uint8Array[], parity: Uint8Array[], opts?: RsOptions): Uint8Array[] {
+  return addon.rsEncodeInto(k, m, data, parity, opts?.path);
+}
+
+/**
+ * Rebuilds in place the shards whose indices are in `missing` (at most m) from the others;
+ * `shards` holds all k + m buffers. Returns `shards`.
+ */
+export function rsReconstructInto(k: number, m: number, shards: Uint8Array[], missing: number[], opts?: RsOptions): Uint8Array[] {
+  return addon.rsReconstructInto(k, m, shards, missing, opts?.path);
+}
+
+/** `rsEncode` on a worker thread. Arguments are checked synchronously (a bad one throws). */
+export function rsEncodeAsync(k: number, m: number, data: Uint8Array[], opts?: RsOptions): Promise<Uint8Array[]> {
+  return addon.rsEncodeAsync(k, m, data, opts?.path);
+}
+
+/** `rsReconstruct` on a worker thread. Arguments are checked synchronously (a bad one throws). */
+export function rsReconstructAsync(k: number, m: number, shards: (Uint8Array | null)[], opts?: RsOptions): Promise<Uint8Array[]> {
+  return addon.rsReconstructAsync(k, m, shards, opts?.path);
 }

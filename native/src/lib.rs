@@ -2,6 +2,8 @@
 //! The only caller is native/index.ts, which gives every export its typed signature.
 pub mod crc32c;
 mod hash;
+pub mod rs;
+mod rs_napi;
 pub mod napi;
 mod snappy;
 
@@ -21,6 +23,14 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             ("crc32c", hash::js_crc32c),
             ("snappyCompress", snappy::js_snappy_compress),
             ("snappyDecompress", snappy::js_snappy_decompress),
+            ("rsEncode", rs_napi::js_rs_encode),
+            ("rsReconstruct", rs_napi::js_rs_reconstruct),
+            ("rsVerify", rs_napi::js_rs_verify),
+            ("rsEncodeInto", rs_napi::js_rs_encode_into),
+            ("rsReconstructInto", rs_napi::js_rs_reconstruct_into),
+            ("rsEncodeAsync", rs_napi::js_rs_encode_async),
+            ("rsReconstructAsync", rs_napi::js_rs_reconstruct_async),
+            ("rsPaths", rs_napi::js_rs_paths),
         ];
         for &(name, f) in functions {
             env.define(exports, name, f)?;

@@ -27,6 +27,7 @@ const NAPI_OK: napi_status = 0;
 const NAPI_UNDEFINED: i32 = 0;
 const NAPI_NULL: i32 = 1;
 const NAPI_NUMBER: i32 = 3;
+const NAPI_STRING: i32 = 4;
 const NAPI_OBJECT: i32 = 6;
 const NAPI_EXTERNAL: i32 = 8;
 // napi_typedarray_type
@@ -40,6 +41,7 @@ extern "C" {
     fn napi_is_typedarray(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     fn napi_get_typedarray_info(env: napi_env, value: napi_value, kind: *mut i32, length: *mut usize, data: *mut *mut c_void, arraybuffer: *mut napi_value, byte_offset: *mut usize) -> napi_status;
     fn napi_is_detached_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    fn napi_get_value_string_utf8(env: napi_env, value: napi_value, buf: *mut c_char, size: usize, result: *mut usize) -> napi_status;
     fn napi_get_value_double(env: napi_env, value: napi_value, result: *mut f64) -> napi_status;
     fn napi_create_uint32(env: napi_env, value: u32, result: *mut napi_value) -> napi_status;
     fn napi_get_boolean(env: napi_env, value: bool, result: *mut napi_value) -> napi_status;
@@ -217,6 +219,22 @@ impl Env {
             return range_err(format!("{what} must be an integer from {min} to {max}, got {d}"));
         }
         Ok(d as u64)
+    }
+
+    /// A string of at most `max` bytes of UTF-8.
+    pub fn short_string(&self, v: napi_value, what: &str, max: usize) -> JsResult<String> {
+        if self.type_of(v)? != NAPI_STRING {
+            return type_err(format!("{what} must be a string, got {}", self.describe(v)));
+        }
+        let mut len = 0usize;
+        check(self.0, unsafe { napi_get_value_string_utf8(self.0, v, null_mut(), 0, &mut len) }, "napi_get_value_string_utf8")?;
+        if len > max {
+            return range_err(format!("{what} is too long ({len} bytes)"));
+        }
+        let mut buf = vec![0u8; len + 1];
+        check(self.0, unsafe { napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len) }, "napi_get_value_string_utf8")?;
+        buf.truncate(len);
+        Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
     /// `integer`, or `default` when the argument is undefined or null.
