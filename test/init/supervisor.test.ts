@@ -28,10 +28,12 @@ describe("supervisor", () => {
     const trace = join(dir, "trace");
     // monitored in reverse so only `after` can produce the right order
     sup.monitor(spec("c", { exec: `sh -c 'echo c >> ${trace}; exec sleep 100'`, after: ["b"] }));
-    sup.monitor(spec("b", { exec: `sh -c 'echo b >> ${trace}; exec sleep 100'`, after: ["a"] }));
+    // b is running only once its line is written (its test), so c cannot overtake it
+    sup.monitor(spec("b", { exec: `sh -c 'echo b >> ${trace}; exec sleep 100'`, test: `grep -q b ${trace}`, after: ["a"] }));
     expect(sup.status("b").state).toBe("blocked");
     sup.monitor(spec("a", { exec: `sh -c 'sleep 0.1; echo a >> ${trace}'`, oneshot: true }));
     await waitState("c", "running");
+    await until(() => readFileSync(trace, "utf8").split("\n").length === 4, "three lines");
     expect(sup.status("a").state).toBe("success");
     expect(readFileSync(trace, "utf8")).toBe("a\nb\nc\n");
     expect(sup.startOrder()).toEqual(["a", "b", "c"]);
