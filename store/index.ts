@@ -7,3 +7,8 @@ export { isScannable, type ScannableBackend } from "./backends/backend.ts";
 export { RoutedStore, parseRoute, type Route, type RouteSpec } from "./routes.ts";
 export { encodeBlock, decodeBlock, putBlock, getBlock, MAX_PLAIN_LENGTH, type BlockRef, type EncodedBlock } from "./chunk.ts";
 export { defaultPolicy, type OpPolicy } from "./ops.ts";
+export { ErasureStore, groupCapFor, type ErasureMember, type ErasureOptions, type ShardProbe } from "./erasure/store.ts";
+export { Placement, type PlacementMember } from "./erasure/placement.ts";
+export { parseConfig, loadConfig, openConfiguredStore, type StoreConfig } from "./config.ts";
+export { repair, repairForever, type RepairOptions, type RepairProgress, type RepairReport } from "./repair.ts";
+export { storeStatus, type StoreStatus, type BackendHealth } from "./status.ts";

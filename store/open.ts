@@ -1,8 +1,9 @@
 // Opening stores from rfs-style URLs and route lists.
-import { StoreError, type BlockBackend } from "./types.ts";
+import type { BlockBackend } from "./types.ts";
 import { parseBackendUrl } from "./backends/url.ts";
 import { openDirBackend } from "./backends/dir.ts";
 import { HttpBackend } from "./backends/http.ts";
+import { openZdbBackend } from "./backends/zdb.ts";
 import { RoutedStore, parseRoute } from "./routes.ts";
 
 /** Opens one backend from its URL (dir://, zdb://, http(s)://). */
@@ -14,7 +15,7 @@ export async function openBackend(url: string): Promise<BlockBackend> {
     case "http":
       return new HttpBackend(spec.url, spec.base, spec.policy);
     case "zdb":
-      throw new StoreError("bad-url", `zdb backends are not wired in yet (waiting for store/zdb/client.ts): ${spec.url}`);
+      return openZdbBackend(spec);
   }
 }
 

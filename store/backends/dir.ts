@@ -71,9 +71,14 @@ export class DirBackend implements ScannableBackend {
       const path = this.pathOf(id);
       const dir = join(path, "..");
       const tmp = join(dir, `.${hex(id)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-      await mkdir(dir, { recursive: true });
       try {
-        await writeFile(tmp, data, { signal });
+        try {
+          await writeFile(tmp, data, { signal });
+        } catch (err) {
+          if (!isMissing(err)) throw err;
+          await mkdir(dir, { recursive: true }); // first blob of this fan-out directory
+          await writeFile(tmp, data, { signal });
+        }
         await rename(tmp, path);
       } catch (err) {
         await unlink(tmp).catch(() => {});

@@ -1,0 +1,72 @@
+// Erasure-coded put/get of 512 KiB blocks over 6 local zdb servers (3 groups x 2, k=4 m=2),
+// degraded get with 2 servers killed, and the space the servers use on disk for 1 GiB stored.
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { BenchResult } from "../lib/report.ts";
+import { blake3 } from "../../native/index.ts";
+import { ErasureStore, openBackend, type BlockId } from "../../store/index.ts";
+import { timed } from "../../store/commands/bench.ts";
+import { ZdbProcess } from "../../test/store/cluster.ts";
+
+const BLOCK = 512 * 1024;
+const BLOCKS = 2048; // 1 GiB
+const PARALLEL = 16;
+const K = 4, M = 2;
+
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const s = statSync(join(dir, name));
+    total += s.isDirectory() ? diskBytes(join(dir, name)) : s.blocks * 512;
+  }
+  return total;
+}
+
+export async function benchErasure(): Promise<BenchResult[]> {
+  const servers = await Promise.all(Array.from({ length: 6 }, () => ZdbProcess.start({ namespace: "bench", fsync: "everysec" })));
+  try {
+    const members = await Promise.all(
+      servers.map(async (z, i) => ({ backend: await openBackend(z.url("bench", "?timeout=10000&retries=0")), key: `b${i}`, group: i >> 1, groupName: `dc${i >> 1}` })),
+    );
+    const store = new ErasureStore(members, { k: K, m: M, groupLoss: 1, writeQuorum: K + M, policy: { timeoutMs: 30_000, retries: 0, retryDelayMs: 1 }, hedgeMs: 200 });
+    const before = servers.reduce((n, z) => n + diskBytes(z.dataDir), 0);
+
+    // Distinct blocks: one random base, block number in the first bytes, so making them costs nothing.
+    const base = randomBytes(BLOCK);
+    const blockOf = (i: number) => {
+      const b = new Uint8Array(base);
+      new DataView(b.buffer).setUint32(0, i, true);
+      return b;
+    };
+    const ids: BlockId[] = Array.from({ length: BLOCKS }, (_, i) => blake3(blockOf(i)));
+    const putSeconds = await timed(BLOCKS, PARALLEL, async (i) => store.put(ids[i], blockOf(i)));
+    await Bun.sleep(1500); // let everysec fsync land before measuring the disk
+    const onDisk = servers.reduce((n, z) => n + diskBytes(z.dataDir), 0) - before;
+
+    const check = async (i: number) => {
+      const got = await store.get(ids[i]);
+      if (!got || got.length !== BLOCK || new DataView(got.buffer, got.byteOffset).getUint32(0, true) !== i) throw new Error(`block ${i} read back wrong`);
+    };
+    const getSeconds = await timed(BLOCKS, PARALLEL, check);
+    await servers[0].kill();
+    await servers[3].kill();
+    const degradedSeconds = await timed(BLOCKS, PARALLEL, check);
+    await store.close();
+
+    const mb = (BLOCK * BLOCKS) / 1e6;
+    const ideal = (K + M) / K;
+    return [
+      { name: "EC put 512 KiB, k=4 m=2, 6 zdb", value: mb / putSeconds, unit: "MB/s", higher_is_better: true, goal: ">= 400 MB/s" },
+      { name: "EC get 512 KiB, k=4 m=2, 6 zdb", value: mb / getSeconds, unit: "MB/s", higher_is_better: true, goal: ">= 600 MB/s" },
+      { name: "EC degraded get, 2 of 6 zdb down", value: mb / degradedSeconds, unit: "MB/s", higher_is_better: true, goal: ">= 400 MB/s" },
+      { name: "disk used per byte stored (1 GiB, k=4 m=2)", value: onDisk / (BLOCK * BLOCKS), unit: "x", higher_is_better: false, goal: `<= ${(ideal + 0.03).toFixed(2)}x ((k+m)/k + 3%)` },
+    ];
+  } finally {
+    await Promise.all(servers.map((z) => z.destroy()));
+  }
+}
+
+if (import.meta.main) {
+  for (const r of await benchErasure()) console.log(`${r.name}: ${r.value.toFixed(3)} ${r.unit} (goal ${r.goal})`);
+}

@@ -1,0 +1,143 @@
+// A 0-db namespace as a block backend, as rfs uses it: the raw 32-byte id is the key, GET reads,
+// SET writes (overwriting, so repair can replace a corrupt shard), DEL deletes, EXISTS answers has.
+// The connection is made on first use and remade after it breaks, so a backend that is down when
+// the store opens, or restarts later, costs failed operations, not a broken store.
+import { ZdbClient, type ZdbAddress } from "../zdb/client.ts";
+import { StoreError, hex, type BlockId, type OpOptions } from "../types.ts";
+import { runOp, type OpPolicy } from "../ops.ts";
+import { checkId, type ScannableBackend } from "./backend.ts";
+import type { BackendSpec } from "./url.ts";
+
+type ZdbSpec = Extract<BackendSpec, { kind: "zdb" }>;
+
+export class ZdbBackend implements ScannableBackend {
+  readonly readOnly = false;
+  readonly url: string;
+  private readonly policy: OpPolicy;
+  private connecting: Promise<ZdbClient> | null = null;
+  private closed = false;
+
+  constructor(private readonly spec: ZdbSpec) {
+    this.url = spec.url;
+    this.policy = spec.policy;
+  }
+
+  private address(): ZdbAddress {
+    const a = this.spec.address;
+    return "socket" in a ? { path: a.socket } : a;
+  }
+
+  private async connect(timeoutMs: number): Promise<ZdbClient> {
+    const client = await ZdbClient.connect(this.address(), { timeoutMs, connectTimeoutMs: timeoutMs });
+    try {
+      const { namespace, password } = this.spec;
+      if (namespace !== "default") await client.select(namespace, password);
+      else if (password !== undefined) await client.auth(password);
+      return client;
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+
+  /** The live connection, made on demand; concurrent callers share one attempt. */
+  private client(timeoutMs: number): Promise<ZdbClient> {
+    if (this.closed) return Promise.reject(new StoreError("unavailable", "backend is closed", { backend: this.url }));
+    if (!this.connecting) {
+      const attempt = this.connect(timeoutMs);
+      this.connecting = attempt;
+      attempt.catch(() => {
+        if (this.connecting === attempt) this.connecting = null;
+      });
+    }
+    return this.connecting;
+  }
+
+  /** Forgets a connection that failed, so the next attempt (a retry) dials again. */
+  private drop(client: ZdbClient, err: unknown): void {
+    if (err instanceof StoreError && err.code === "unavailable" && this.connecting) {
+      const current = this.connecting;
+      current.then((c) => {
+        if (c === client && this.connecting === current) {
+          this.connecting = null;
+          void c.close();
+        }
+      }, () => {});
+    }
+  }
+
+  private async op<T>(op: string, id: BlockId | undefined, opts: OpOptions | undefined, fn: (c: ZdbClient, signal: AbortSignal, timeoutMs: number) => Promise<T>): Promise<T> {
+    if (id) checkId(id);
+    const timeoutMs = opts?.timeoutMs ?? this.policy.timeoutMs;
+    return runOp({ backend: this.url, id: id && hex(id), op }, this.policy, opts, async (signal) => {
+      const c = await this.client(timeoutMs);
+      try {
+        return await fn(c, signal, timeoutMs);
+      } catch (err) {
+        this.drop(c, err);
+        throw err;
+      }
+    });
+  }
+
+  has(id: BlockId, opts?: OpOptions): Promise<boolean> {
+    return this.op("has", id, opts, (c, signal, timeoutMs) => c.exists(id, { signal, timeoutMs }));
+  }
+
+  get(id: BlockId, opts?: OpOptions): Promise<Uint8Array | null> {
+    return this.op("get", id, opts, (c, signal, timeoutMs) => c.get(id, { signal, timeoutMs }));
+  }
+
+  put(id: BlockId, data: Uint8Array, opts?: OpOptions): Promise<void> {
+    return this.op("put", id, opts, async (c, signal, timeoutMs) => {
+      await c.set(id, data, { signal, timeoutMs });
+    });
+  }
+
+  delete(id: BlockId, opts?: OpOptions): Promise<void> {
+    return this.op("delete", id, opts, async (c, signal, timeoutMs) => {
+      await c.del(id, { signal, timeoutMs });
+    });
+  }
+
+  ping(opts?: OpOptions): Promise<void> {
+    return this.op("ping", undefined, opts, (c, signal, timeoutMs) => c.ping({ signal, timeoutMs }));
+  }
+
+  /**
+   * Walks the namespace with SCAN: each reply is [next-cursor, [[key, size, timestamp], ...]] and the
+   * server ends the walk with the error "No more data". Keys that are not 32 bytes are not blocks.
+   */
+  async *list(opts?: { signal?: AbortSignal }): AsyncIterable<BlockId> {
+    let cursor: Uint8Array | null = null;
+    for (;;) {
+      const args: (string | Uint8Array)[] = cursor ? ["SCAN", cursor] : ["SCAN"];
+      let reply;
+      try {
+        reply = await this.op("list", undefined, { signal: opts?.signal }, (c, signal, timeoutMs) => c.request(args, { signal, timeoutMs }));
+      } catch (err) {
+        if (err instanceof StoreError && /no more data/i.test(err.message)) return;
+        throw err;
+      }
+      if (!Array.isArray(reply) || reply.length !== 2 || !(reply[0] instanceof Uint8Array) || !Array.isArray(reply[1])) {
+        throw new StoreError("protocol", "SCAN reply is not [cursor, entries]", { backend: this.url });
+      }
+      cursor = reply[0];
+      for (const entry of reply[1]) {
+        const key = Array.isArray(entry) ? entry[0] : undefined;
+        if (key instanceof Uint8Array && key.length === 32) yield key;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const current = this.connecting;
+    this.connecting = null;
+    if (current) await current.then((c) => c.close(), () => {});
+  }
+}
+
+export function openZdbBackend(spec: ZdbSpec): ZdbBackend {
+  return new ZdbBackend(spec);
+}

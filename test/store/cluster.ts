@@ -1,0 +1,70 @@
+// Starts real zdb server processes (`zstore serve`) on loopback ephemeral ports for tests and benchmarks.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { ZdbClient } from "../../store/zdb/client.ts";
+
+const repo = join(import.meta.dir, "..", "..");
+
+export class ZdbProcess {
+  private constructor(
+    readonly proc: Subprocess<"ignore", "pipe", "pipe">,
+    readonly port: number,
+    readonly dataDir: string,
+  ) {}
+
+  /** Starts a server on a fresh data directory, or on `dataDir` to bring a killed one back. */
+  static async start(opts: { namespace?: string; fsync?: string; dataDir?: string } = {}): Promise<ZdbProcess> {
+    const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "zstore-zdb-"));
+    const proc = Bun.spawn(
+      [process.execPath, join(repo, "store", "cli.ts"), "serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--fsync", opts.fsync ?? "never"],
+      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    const port = await readPort(proc);
+    const z = new ZdbProcess(proc, port, dataDir);
+    if (opts.namespace) {
+      const c = await ZdbClient.connect({ host: "127.0.0.1", port });
+      await c.command("NSNEW", opts.namespace);
+      await c.close();
+    }
+    return z;
+  }
+
+  url(namespace = "default", query = ""): string {
+    return `zdb://127.0.0.1:${this.port}/${namespace}${query}`;
+  }
+
+  /** kill -9: the backend disappears the hard way. */
+  async kill(): Promise<void> {
+    this.proc.kill(9);
+    await this.proc.exited;
+  }
+
+  async destroy(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+async function readPort(proc: Subprocess<"ignore", "pipe", "pipe">): Promise<number> {
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) {
+      const err = await new Response(proc.stderr).text();
+      throw new Error(`zdb server exited before listening: ${err || text}`);
+    }
+    text += decoder.decode(value);
+    const m = /zdb listening on [^\n]*:(\d+)\n/.exec(text);
+    if (m) {
+      reader.releaseLock();
+      // Keep draining stdout so the server never blocks on a full pipe.
+      void proc.stdout.pipeTo(new WritableStream()).catch(() => {});
+      void new Response(proc.stderr).text().catch(() => {});
+      return Number(m[1]);
+    }
+  }
+}
