@@ -1,0 +1,137 @@
+// Builds the Zero-OS initramfs (or the boot benchmark's floor image) and copies the kernel next to it.
+//   bun initramfs/build.ts [--floor] [--compression zstd|xz] [--level N] [--out FILE]
+// Defaults: the node image, zstd -19, out/initramfs.cpio.zst (floor: build/floor/initramfs.cpio.zst).
+// Writes <out>.manifest.json with the kernel release and the size of each part.
+import { copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { assembleFloor, assembleNode } from "./contents.ts";
+import { writeCpio } from "./cpio.ts";
+import { run } from "./exec.ts";
+import { fetchKernel, type Kernel } from "./kernel.ts";
+import type { ImageTree, PartSize } from "./tree.ts";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export type Compression = "zstd" | "xz";
+
+export class BuildError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BuildError";
+  }
+}
+
+/** The real Bun binary behind node_modules/.bin/bun (a symlink into the pinned npm package). */
+export function pinnedBun(): string {
+  return realpathSync(join(ROOT, "node_modules", ".bin", "bun"));
+}
+
+/**
+ * Compresses deterministically: single-threaded, so the output depends only on the input.
+ * xz uses the CRC32 check because the kernel's xz decoder supports no other.
+ */
+export async function compress(input: string, output: string, kind: Compression, level: number): Promise<void> {
+  rmSync(output, { force: true });
+  if (kind === "zstd") {
+    await run(["zstd", "-q", ...(level > 19 ? ["--ultra"] : []), `-${level}`, "--single-thread", "-f", "-o", output, input]);
+  } else {
+    const data = await run(["sh", "-c", `xz --check=crc32 -${level} -T1 -c "$1" > "$2"`, "xz", input, output]);
+    if (data) throw new BuildError(`xz printed unexpected output: ${data}`);
+  }
+}
+
+/** Bundles init/main.ts and everything it imports into one file. */
+export async function bundleInit(outFile: string): Promise<void> {
+  const main = join(ROOT, "init", "main.ts");
+  if (!existsSync(main)) throw new BuildError(`${main} does not exist: the node image needs init's entry point`);
+  await run([process.execPath, "build", main, "--target=bun", "--outfile", outFile]);
+}
+
+/** Compiles /init (preinit.c): freestanding, stripped, without a build id, so the bytes are stable. */
+export async function compilePreinit(outFile: string): Promise<void> {
+  await run(["gcc", "-Os", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",
+    "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-Wl,--build-id=none", "-s",
+    "-o", outFile, join(ROOT, "initramfs", "preinit.c")]);
+}
+
+export interface BuildResult {
+  output: string;
+  kernel: Kernel;
+  compression: Compression;
+  cpioBytes: number;
+  compressedBytes: number;
+  parts: Record<string, PartSize>;
+}
+
+export interface BuildOptions {
+  floor?: boolean;
+  compression?: Compression;
+  level?: number;
+  output?: string;
+}
+
+export async function buildInitramfs(opts: BuildOptions = {}): Promise<{ result: BuildResult; tree: ImageTree }> {
+  const compression = opts.compression ?? "zstd";
+  const level = opts.level ?? (compression === "zstd" ? 19 : 9);
+  const work = join(ROOT, "build", opts.floor ? "floor" : "initramfs");
+  const output = resolve(opts.output ?? (opts.floor ? join(work, `initramfs.cpio.${compression === "zstd" ? "zst" : "xz"}`) : join(ROOT, "out", "initramfs.cpio.zst")));
+  mkdirSync(work, { recursive: true });
+  mkdirSync(dirname(output), { recursive: true });
+  const kernel = await fetchKernel(join(ROOT, "build", "kernel"));
+
+  const preinit = join(work, "preinit");
+  await compilePreinit(preinit);
+  let tree: ImageTree;
+  if (opts.floor) {
+    tree = await assembleFloor(pinnedBun(), preinit);
+  } else {
+    const nativeAddon = join(ROOT, "build", "native", "zos_native.node");
+    if (!existsSync(nativeAddon)) throw new BuildError(`${nativeAddon} is missing: run \`make build\` first`);
+    const initBundle = join(work, "init.js");
+    await bundleInit(initBundle);
+    tree = await assembleNode({
+      bunPath: pinnedBun(), preinit, kernel, initBundle, nativeAddon,
+      caBundle: "/etc/ssl/certs/ca-certificates.crt", stageDir: join(work, "modules-stage"),
+    });
+  }
+  const cpio = join(work, "initramfs.cpio");
+  const { bytes } = writeCpio(cpio, tree.entries());
+  await compress(cpio, output, compression, level);
+  const result: BuildResult = {
+    output, kernel, compression, cpioBytes: bytes, compressedBytes: statSync(output).size,
+    parts: Object.fromEntries([...tree.sizesByPart()].sort()),
+  };
+  writeFileSync(`${output}.manifest.json`, JSON.stringify(result, null, 2) + "\n");
+  return { result, tree };
+}
+
+const MB = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+export function describe(r: BuildResult): string {
+  const lines = [`kernel ${r.kernel.release} (${r.kernel.packageName})`];
+  for (const [name, p] of Object.entries(r.parts)) lines.push(`  ${name.padEnd(14)} ${String(p.files).padStart(5)} entries ${MB(p.bytes).padStart(9)}`);
+  lines.push(`  ${"cpio".padEnd(14)} ${MB(r.cpioBytes).padStart(24)}`);
+  lines.push(`  ${`${r.compression}`.padEnd(14)} ${MB(r.compressedBytes).padStart(24)}  ${r.output}`);
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      floor: { type: "boolean", default: false },
+      compression: { type: "string", default: "zstd" },
+      level: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  if (values.compression !== "zstd" && values.compression !== "xz") throw new BuildError(`--compression must be zstd or xz, not ${values.compression}`);
+  const { result } = await buildInitramfs({
+    floor: values.floor, compression: values.compression,
+    level: values.level === undefined ? undefined : Number(values.level), output: values.out,
+  });
+  if (!values.floor) {
+    mkdirSync(join(ROOT, "out"), { recursive: true });
+    copyFileSync(result.kernel.vmlinuz, join(ROOT, "out", "vmlinuz"));
+  }
+  console.log(describe(result));
+}
