@@ -47,6 +47,7 @@ extern "C" {
     fn napi_get_boolean(env: napi_env, value: bool, result: *mut napi_value) -> napi_status;
     fn napi_get_undefined(env: napi_env, result: *mut napi_value) -> napi_status;
     fn napi_create_arraybuffer(env: napi_env, length: usize, data: *mut *mut c_void, result: *mut napi_value) -> napi_status;
+    fn napi_create_buffer(env: napi_env, length: usize, data: *mut *mut c_void, result: *mut napi_value) -> napi_status;
     fn napi_create_typedarray(env: napi_env, kind: i32, length: usize, arraybuffer: napi_value, byte_offset: usize, result: *mut napi_value) -> napi_status;
     fn napi_create_array_with_length(env: napi_env, length: usize, result: *mut napi_value) -> napi_status;
     fn napi_is_array(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
@@ -264,6 +265,14 @@ impl Env {
         check(self.0, unsafe { napi_create_arraybuffer(self.0, len, &mut data, &mut ab) }, "napi_create_arraybuffer")?;
         check(self.0, unsafe { napi_create_typedarray(self.0, NAPI_UINT8_ARRAY, len, ab, 0, &mut ta) }, "napi_create_typedarray")?;
         Ok((ta, Bytes { ptr: data as *mut u8, len }))
+    }
+
+    /// A fresh Buffer (a Uint8Array) of `len` bytes whose contents are unspecified: for outputs
+    /// that are overwritten in full before JavaScript sees them. Skips the zero fill.
+    pub fn new_output_buffer(&self, len: usize) -> JsResult<(napi_value, Bytes)> {
+        let (mut data, mut v) = (null_mut(), null_mut());
+        check(self.0, unsafe { napi_create_buffer(self.0, len, &mut data, &mut v) }, "napi_create_buffer")?;
+        Ok((v, Bytes { ptr: data as *mut u8, len }))
     }
 
     pub fn uint8array_from(&self, bytes: &[u8]) -> JsResult<napi_value> {

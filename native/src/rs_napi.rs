@@ -94,7 +94,7 @@ fn prepare_encode(env: &Env, args: Args) -> JsResult<Prepared> {
     let mut result = Vec::with_capacity(m);
     let mut outputs = Vec::with_capacity(m);
     for _ in 0..m {
-        let (v, b) = env.new_uint8array(len)?;
+        let (v, b) = env.new_output_buffer(len)?;
         result.push(v);
         outputs.push(b);
     }
@@ -180,7 +180,7 @@ fn prepare_reconstruct(env: &Env, args: Args) -> JsResult<Prepared> {
     let mut result = values.clone();
     let mut outputs = Vec::with_capacity(plan.missing.len());
     for &i in &plan.missing {
-        let (v, b) = env.new_uint8array(len)?;
+        let (v, b) = env.new_output_buffer(len)?;
         result[i] = v;
         outputs.push(b);
     }
