@@ -1,0 +1,364 @@
+// A vdisk served as an NBD export: blocks of the store under a BlockMap, with a bounded local
+// write-back cache in front.
+//
+// Durability: a write is applied to the cache and acknowledged; FLUSH (and FUA) encode every
+// dirty block into the store, commit the changed map pages and root, and replace the catalog
+// record, in that order, before replying. Unflushed writes are lost if the process dies; a
+// background write-back every few seconds and whenever the dirty bytes pass a threshold keeps that
+// window short, and writers wait when the dirty bytes reach the cache's high-water mark.
+//
+// Whole-block zeroes and trims are map edits (the block becomes a hole, nothing is stored);
+// all-zero blocks found at flush become holes too. Identical blocks get the same id, so they are
+// stored once (dedup).
+import { getBlock, putBlock, type BlockBackend, type BlockRef } from "../../store/index.ts";
+import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "../nbd/export.ts";
+import { NbdError } from "../nbd/errors.ts";
+import { EIO, ENOTSUP } from "../nbd/protocol.ts";
+import { isAllZero, segments } from "../segments.ts";
+import { BlockMap } from "./block-map.ts";
+import type { Catalog } from "./catalog.ts";
+import { encodeRecord, recordKey, type VdiskRecord } from "./record.ts";
+import { forEachLimited, type ReadWriteLock } from "./concurrency.ts";
+
+export interface VdiskOptions {
+  /** Bytes of block data kept in memory; dirty data may reach 3/4 of it before writers wait. */
+  cacheBytes: number;
+  /** Background write-back period; 0 disables it. */
+  writebackIntervalMs: number;
+  /** Store puts running at once during a flush. */
+  putConcurrency: number;
+  log: (message: string) => void;
+}
+
+interface CacheEntry {
+  data: Uint8Array;
+  dirty: boolean;
+  /** Bumped by every change, so a flush knows whether what it stored is still current. */
+  version: number;
+}
+
+/** Most blocks one BLOCK_STATUS answer describes; the protocol allows a shorter answer. */
+const MAX_STATUS_BLOCKS = 65536;
+
+export class Vdisk implements BlockExport {
+  readonly multiConn = true; // one cache per process, shared by every connection
+  readonly fastZero = true; // whole blocks are map edits; partial ones say ENOTSUP when they would need a fetch
+  readonly blockSizes: BlockSizes;
+  readonly description: string;
+  private readonly bs: number;
+  private readonly cacheMap = new Map<number, CacheEntry>(); // in LRU order, oldest first
+  private readonly loading = new Map<number, Promise<CacheEntry | null>>();
+  private cachedBytes = 0;
+  private dirtyBytes = 0;
+  /** Blocks the uncommitted map no longer references; recorded as garbage after the next commit. */
+  private released: BlockRef[] = [];
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+
+  constructor(
+    private record: VdiskRecord,
+    private readonly map: BlockMap,
+    private readonly store: BlockBackend,
+    private readonly catalog: Catalog,
+    private readonly reclaimLock: ReadWriteLock,
+    private readonly recordGarbage: (refs: BlockRef[]) => Promise<void>,
+    private readonly opts: VdiskOptions,
+    readonly readOnly: boolean,
+  ) {
+    this.bs = record.blockSize;
+    // 512: the sector every client uses; the block size is what avoids read-modify-write.
+    this.blockSizes = { minimum: 512, preferred: Math.min(record.blockSize, 64 * 1024), maximum: 32 * 1024 * 1024 };
+    this.description = record.kind === "snapshot" ? `vdisk snapshot ${record.name}` : `vdisk ${record.name}`;
+    if (!readOnly && opts.writebackIntervalMs > 0) {
+      this.timer = setInterval(() => {
+        if (this.dirtyBytes > 0 || this.map.dirty) this.flush().catch((err) => opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
+      }, opts.writebackIntervalMs);
+      this.timer.unref?.();
+    }
+  }
+
+  get name(): string {
+    return this.record.name;
+  }
+
+  get info(): Readonly<VdiskRecord> {
+    return this.record;
+  }
+
+  get stats(): { cachedBytes: number; dirtyBytes: number } {
+    return { cachedBytes: this.cachedBytes, dirtyBytes: this.dirtyBytes };
+  }
+
+  size(): number {
+    return this.record.size;
+  }
+
+  read(into: Uint8Array, offset: number): void | Promise<void> {
+    let waits: Promise<void>[] | null = null;
+    for (const s of segments(offset, into.length, this.bs)) {
+      const e = this.cacheMap.get(s.block);
+      if (e) {
+        into.set(e.data.subarray(s.within, s.within + s.length), s.at);
+        this.touch(s.block, e);
+      } else if (this.map.isHole(s.block)) into.fill(0, s.at, s.at + s.length);
+      else
+        (waits ??= []).push(
+          this.load(s.block).then((loaded) => {
+            if (loaded) into.set(loaded.data.subarray(s.within, s.within + s.length), s.at);
+            else into.fill(0, s.at, s.at + s.length); // zeroed while it was being fetched
+          }),
+        );
+    }
+    if (waits) return Promise.all(waits).then(() => {});
+  }
+
+  write(data: Uint8Array, offset: number, fua: boolean): void | Promise<void> {
+    let waits: Promise<void>[] | null = null;
+    for (const s of segments(offset, data.length, this.bs)) {
+      const r = this.writeSegment(s.block, s.within, data.subarray(s.at, s.at + s.length));
+      if (r) (waits ??= []).push(r);
+    }
+    return this.afterWrite(waits, fua);
+  }
+
+  flush(): Promise<void> {
+    if (this.queued) return this.queued;
+    if (this.running) {
+      const q = this.running.then(
+        () => {},
+        () => {},
+      ).then(() => {
+        this.queued = null;
+        return this.startFlush();
+      });
+      this.queued = q;
+      return q;
+    }
+    return this.startFlush();
+  }
+
+  trim(offset: number, length: number, fua: boolean): void | Promise<void> {
+    return this.zero(offset, length, { fua, fast: false });
+  }
+
+  zero(offset: number, length: number, opts: ZeroOptions): void | Promise<void> {
+    const segs = segments(offset, length, this.bs);
+    if (opts.fast) {
+      const slow = segs.some((s) => s.length < this.bs && !this.cacheMap.has(s.block) && !this.map.isHole(s.block));
+      if (slow) throw new NbdError(ENOTSUP, "zeroing part of a block that is not cached needs a fetch", { export: this.name, offset, length });
+    }
+    let waits: Promise<void>[] | null = null;
+    let zeroes: Uint8Array | null = null;
+    for (const s of segs) {
+      if (s.length === this.bs) {
+        this.dropEntry(s.block);
+        const old = this.map.set(s.block, null);
+        if (old) this.released.push(old);
+        continue;
+      }
+      if (!this.cacheMap.has(s.block) && this.map.isHole(s.block)) continue;
+      zeroes ??= new Uint8Array(this.bs);
+      const r = this.writeSegment(s.block, s.within, zeroes.subarray(0, s.length));
+      if (r) (waits ??= []).push(r);
+    }
+    return this.afterWrite(waits, opts.fua);
+  }
+
+  cache(offset: number, length: number): void | Promise<void> {
+    const loads: Promise<unknown>[] = [];
+    let budget = this.opts.cacheBytes / 2 - this.dirtyBytes;
+    for (const s of segments(offset, length, this.bs)) {
+      if (budget <= 0) break;
+      if (this.cacheMap.has(s.block) || this.map.isHole(s.block)) continue;
+      loads.push(this.load(s.block));
+      budget -= this.bs;
+    }
+    if (loads.length) return Promise.all(loads).then(() => {});
+  }
+
+  extents(offset: number, length: number): Extent[] {
+    const limit = MAX_STATUS_BLOCKS * this.bs - (offset % this.bs);
+    return segments(offset, Math.min(length, limit), this.bs).map((s) => {
+      const hole = !this.cacheMap.has(s.block) && this.map.isHole(s.block);
+      return { length: s.length, hole, zero: hole };
+    });
+  }
+
+  /** Changes the size; the caller (the manager) has checked it. Flushes, so the new size is durable. */
+  async resize(size: number): Promise<void> {
+    const blocks = Math.ceil(size / this.bs);
+    const tail = size % this.bs;
+    if (size < this.record.size && tail !== 0) await this.zero(size, this.bs - tail, { fua: false, fast: false });
+    for (const b of [...this.cacheMap.keys()]) if (b >= blocks) this.dropEntry(b);
+    this.released.push(...this.map.resize(blocks));
+    this.record = { ...this.record, size };
+    this.sizeChanged = true;
+    await this.flush();
+  }
+
+  private sizeChanged = false;
+
+  /** Every block the in-memory map references, including uncommitted edits and garbage not yet recorded. */
+  *references(): Generator<BlockRef> {
+    yield* this.map.references();
+    yield* this.released;
+  }
+
+  /** Flushes and stops the background write-back. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    if (!this.readOnly) await this.flush();
+  }
+
+  // ---- cache ----
+
+  private touch(block: number, e: CacheEntry): void {
+    this.cacheMap.delete(block);
+    this.cacheMap.set(block, e);
+  }
+
+  private insert(block: number, e: CacheEntry): void {
+    this.cacheMap.set(block, e);
+    this.cachedBytes += this.bs;
+    if (e.dirty) this.dirtyBytes += this.bs;
+    if (this.cachedBytes > this.opts.cacheBytes) this.evict();
+  }
+
+  private dropEntry(block: number): void {
+    const e = this.cacheMap.get(block);
+    if (!e) return;
+    this.cacheMap.delete(block);
+    this.cachedBytes -= this.bs;
+    if (e.dirty) this.dirtyBytes -= this.bs;
+  }
+
+  /** Drops clean blocks, oldest first, until the cache fits; dirty blocks wait for a flush. */
+  private evict(): void {
+    for (const [block, e] of this.cacheMap) {
+      if (this.cachedBytes <= this.opts.cacheBytes) return;
+      if (!e.dirty) {
+        this.cacheMap.delete(block);
+        this.cachedBytes -= this.bs;
+      }
+    }
+  }
+
+  private markDirty(e: CacheEntry): void {
+    e.version++;
+    if (!e.dirty) {
+      e.dirty = true;
+      this.dirtyBytes += this.bs;
+    }
+  }
+
+  /** Fetches a block into the cache; null when it became a hole meanwhile. */
+  private load(block: number): Promise<CacheEntry | null> {
+    const pending = this.loading.get(block);
+    if (pending) return pending;
+    const ref = this.map.get(block);
+    if (!ref) return Promise.resolve(this.cacheMap.get(block) ?? null);
+    const p = getBlock(this.store, ref)
+      .then((plain) => {
+        if (!plain) throw new NbdError(EIO, `block ${block} (${Buffer.from(ref.id).toString("hex")}) is missing from the store`, { export: this.name });
+        if (plain.length !== this.bs) throw new NbdError(EIO, `block ${block} has ${plain.length} bytes, not ${this.bs}`, { export: this.name });
+        const current = this.cacheMap.get(block);
+        if (current) return current; // written while we fetched: that is newer
+        const now = this.map.get(block);
+        if (!now) return null;
+        if (Buffer.compare(now.id, ref.id) !== 0) return null;
+        const e: CacheEntry = { data: plain, dirty: false, version: 0 };
+        this.insert(block, e);
+        return e;
+      })
+      .finally(() => this.loading.delete(block));
+    this.loading.set(block, p);
+    return p;
+  }
+
+  /** Applies one in-block write; a promise only when the block must be fetched first. */
+  private writeSegment(block: number, within: number, src: Uint8Array): Promise<void> | null {
+    const e = this.cacheMap.get(block);
+    if (e) {
+      e.data.set(src, within);
+      this.touch(block, e);
+      this.markDirty(e);
+    } else if (src.length === this.bs) {
+      // Inserted dirty, so the eviction that insert() may run cannot drop it.
+      this.insert(block, { data: new Uint8Array(src), dirty: true, version: 1 });
+    } else if (this.map.isHole(block)) {
+      const data = new Uint8Array(this.bs);
+      data.set(src, within);
+      this.insert(block, { data, dirty: true, version: 1 });
+    } else {
+      return this.load(block).then(() => this.writeSegment(block, within, src) ?? undefined);
+    }
+    return null;
+  }
+
+  private afterWrite(waits: Promise<void>[] | null, fua: boolean): void | Promise<void> {
+    const highWater = (this.opts.cacheBytes * 3) / 4;
+    const lowWater = this.opts.cacheBytes / 4;
+    if (!waits && !fua && this.dirtyBytes <= lowWater) return;
+    return (async () => {
+      if (waits) await Promise.all(waits);
+      if (fua || this.dirtyBytes > highWater) await this.flush();
+      else if (this.dirtyBytes > lowWater && !this.running) this.flush().catch((err) => this.opts.log(`vdisk ${this.name}: write-back: ${(err as Error).message}`));
+    })();
+  }
+
+  // ---- flush ----
+
+  private startFlush(): Promise<void> {
+    const p = this.reclaimLock.read(() => this.doFlush()).finally(() => {
+      if (this.running === p) this.running = null;
+    });
+    this.running = p;
+    return p;
+  }
+
+  private async doFlush(): Promise<void> {
+    if (this.readOnly) return;
+    const work: [number, CacheEntry][] = [];
+    for (const [block, e] of this.cacheMap) if (e.dirty) work.push([block, e]);
+    const released: BlockRef[] = [];
+    await forEachLimited(work, this.opts.putConcurrency, async ([block, e]) => {
+      const version = e.version;
+      // putBlock encodes before its first await, so what is stored is the block as of `version`.
+      const ref = isAllZero(e.data) ? null : await putBlock(this.store, e.data);
+      if (this.cacheMap.get(block) !== e) return; // zeroed meanwhile: the map already says hole
+      const old = this.map.set(block, ref);
+      if (old) released.push(old);
+      if (e.version === version) {
+        e.dirty = false;
+        this.dirtyBytes -= this.bs;
+      }
+    }).finally(() => this.released.push(...released));
+    const commit = await this.map.commit(this.store);
+    this.released.push(...commit.released);
+    const rootChanged = !sameRef(commit.root, this.record.root);
+    if (rootChanged || this.sizeChanged) {
+      const next: VdiskRecord = { ...this.record, root: commit.root, generation: this.record.generation + 1 };
+      await this.catalog.put(recordKey(this.record.name), encodeRecord(next));
+      this.record = next;
+      this.sizeChanged = false;
+    }
+    if (this.released.length) {
+      const garbage = this.released;
+      this.released = [];
+      await this.recordGarbage(garbage).catch((err) => {
+        this.released.push(...garbage);
+        throw err;
+      });
+    }
+    if (this.cachedBytes > this.opts.cacheBytes) this.evict();
+  }
+}
+
+function sameRef(a: BlockRef | null, b: BlockRef | null): boolean {
+  if (!a || !b) return a === b;
+  return Buffer.compare(a.id, b.id) === 0;
+}
