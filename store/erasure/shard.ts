@@ -5,7 +5,7 @@
 //   6   1  shard index, 0..k+m-1 (0..k-1 are the block's bytes in order, the rest parity)
 //   7   1  flags, 0
 //   8   4  block length in bytes, u32 LE
-//   12  4  reserved, 0 (keeps the payload 16-byte aligned: Bun copies misaligned views far slower)
+//   12  4  reserved, 0 (keeps the payload 16-byte aligned)
 //   16  L  payload, L = max(1, ceil(block length / k)); the last data shard is zero-padded
 //   16+L 32 BLAKE3 keyed with the 32-byte block id, over bytes [0, 16+L)
 // Keying the checksum with the id binds a shard to its block, so a shard stored under the wrong
@@ -31,12 +31,48 @@ export interface Shard {
 }
 
 /**
- * Allocates a frame with its header filled in; the payload is NOT zeroed (it is about to be
- * overwritten, and zeroing 1.5x the block costs as much as the copy): the caller fills every
- * payload byte, then calls sealFrame.
+ * Recycles frame buffers: a fresh 128 KiB allocation costs page faults worth several times the copy
+ * into it. Only frames no backend can still be reading may be given back.
  */
-export function newFrame(index: number, k: number, m: number, blockLength: number): Uint8Array {
-  const frame = Buffer.allocUnsafe(SHARD_HEADER + payloadLength(blockLength, k) + SHARD_TRAILER);
+export class FramePool {
+  private readonly free = new Map<number, Uint8Array[]>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 64 * 1024 * 1024) {}
+
+  take(size: number): Uint8Array {
+    const recycled = this.free.get(size)?.pop();
+    if (!recycled) return new Uint8Array(size);
+    this.bytes -= size;
+    return recycled;
+  }
+
+  give(frames: Uint8Array[]): void {
+    for (const f of frames) {
+      if (this.bytes + f.length > this.maxBytes) {
+        // Keep the pool to the sizes in use now: drop everything of other sizes.
+        for (const [size, list] of this.free) {
+          if (size === f.length) continue;
+          this.bytes -= size * list.length;
+          this.free.delete(size);
+        }
+        if (this.bytes + f.length > this.maxBytes) return;
+      }
+      let list = this.free.get(f.length);
+      if (!list) this.free.set(f.length, (list = []));
+      list.push(f);
+      this.bytes += f.length;
+    }
+  }
+}
+
+/**
+ * Prepares a frame with its header filled in; the payload is left as it was (a recycled frame holds
+ * old bytes): the caller fills every payload byte, then calls sealFrame.
+ */
+export function newFrame(index: number, k: number, m: number, blockLength: number, pool?: FramePool): Uint8Array {
+  const size = SHARD_HEADER + payloadLength(blockLength, k) + SHARD_TRAILER;
+  const frame = pool ? pool.take(size) : new Uint8Array(size);
   const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   v.setUint32(0, MAGIC, true);
   frame[4] = k;

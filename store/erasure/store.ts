@@ -11,7 +11,7 @@ import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from
 import { runOp, asStoreError, type OpPolicy } from "../ops.ts";
 import { checkId, isScannable } from "../backends/backend.ts";
 import { Placement } from "./placement.ts";
-import { framePayload, newFrame, openFrame, payloadLength, sealFrame, type Shard } from "./shard.ts";
+import { FramePool, framePayload, newFrame, openFrame, payloadLength, sealFrame, type Shard } from "./shard.ts";
 
 export interface ErasureMember {
   backend: BlockBackend;
@@ -50,6 +50,7 @@ export class ErasureStore implements BlockBackend {
   readonly url: string;
   readonly placement: Placement;
   readonly n: number;
+  private readonly pool = new FramePool();
 
   constructor(
     readonly members: ErasureMember[],
@@ -76,19 +77,19 @@ export class ErasureStore implements BlockBackend {
       );
     }
     this.placement = new Placement(members.map((mem) => ({ key: mem.key, group: mem.group })), this.n, cap);
-    this.url = `erasure(k=${k},m=${m}):${members.map((mem) => mem.backend.url).join(",")}`;
+    this.url = `erasure(k=${k},m=${m}; ${members.length} backends in ${groups} groups)`;
   }
 
   targets(id: BlockId): number[] {
     return this.placement.targets(id);
   }
 
-  /** Encodes a block into its k+m sealed shard frames. */
-  async encode(id: BlockId, data: Uint8Array): Promise<Uint8Array[]> {
+  /** Encodes a block into its k+m sealed shard frames (from the pool when `pool` is given). */
+  encode(id: BlockId, data: Uint8Array, pool?: FramePool): Uint8Array[] {
     const { k, m } = this.options;
     if (data.length > 0xffffffff) throw new RangeError("block larger than 4 GiB");
     const frames: Uint8Array[] = [];
-    for (let i = 0; i < this.n; i++) frames.push(newFrame(i, k, m, data.length));
+    for (let i = 0; i < this.n; i++) frames.push(newFrame(i, k, m, data.length, pool));
     const len = payloadLength(data.length, k);
     const dataPayloads = frames.slice(0, k).map(framePayload);
     for (let i = 0; i < k; i++) {
@@ -106,13 +107,13 @@ export class ErasureStore implements BlockBackend {
 
   /** Rebuilds all k+m shard frames from at least k good ones (for repair). */
   async rebuildFrames(id: BlockId, good: Shard[]): Promise<Uint8Array[]> {
-    return this.encode(id, await this.assemble(id, good));
+    return this.encode(id, this.assemble(id, good));
   }
 
   async put(id: BlockId, data: Uint8Array, opts?: OpOptions): Promise<void> {
     checkId(id);
     await runOp({ backend: this.url, id: hex(id), op: "put" }, this.options.policy, opts, async (signal) => {
-      const frames = await this.encode(id, data);
+      const frames = this.encode(id, data, this.pool);
       const targets = this.targets(id);
       // Once the quorum is stored, stragglers get hedgeMs more before they are cut off.
       const stragglers = new AbortController();
@@ -136,6 +137,8 @@ export class ErasureStore implements BlockBackend {
         }),
       );
       clearTimeout(grace);
+      // A failed or cut-off write may still be reading its frame: recycle only when every write succeeded.
+      if (stored === this.n) this.pool.give(frames);
       if (stored < this.options.writeQuorum) {
         throw new StoreError(full ? "full" : "unavailable", `stored ${stored} of ${this.n} shards, need ${this.options.writeQuorum}: ${failures.join("; ")}`);
       }
@@ -159,7 +162,7 @@ export class ErasureStore implements BlockBackend {
   }
 
   /** Joins k distinct good shards back into the block. */
-  private async assemble(id: BlockId, good: Shard[]): Promise<Uint8Array> {
+  private assemble(id: BlockId, good: Shard[]): Uint8Array {
     const { k, m } = this.options;
     const byIndex: (Shard | undefined)[] = Array.from({ length: this.n }, () => undefined);
     for (const s of good) byIndex[s.index] ??= s;
