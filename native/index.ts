@@ -103,7 +103,7 @@ export function rsPaths(): RsPath[] {
 }
 
 // Reed-Solomon over GF(2^8), systematic Cauchy matrix (ISA-L's gf_gen_cauchy1_matrix), k + m <= 256.
-// Shards are read in place; computed shards are new Uint8Arrays. Bad arguments throw TypeError or
+// Shards are read in place; computed shards are new Buffers (Uint8Array subclass). Bad arguments throw TypeError or
 // RangeError (err.code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE) naming the problem.
 // The async variants compute on a worker thread: do not modify, transfer or resize the shards
 // until the promise settles.

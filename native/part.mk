@@ -11,6 +11,6 @@ NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/build.rs native/.ca
 
 build/native/zos_native.node: $(NATIVE_SOURCES) | $(STAMP)/apt
 	@command -v cargo >/dev/null || { echo "native: cargo not found; install rustup's stable toolchain (>= 1.89) into ~/.cargo/bin"; exit 1; }
-	cd native && cargo build --release --locked
+	cd native && cargo build --release
 	@mkdir -p $(@D)
 	cp native/target/release/libzos_native.so $@.tmp && mv $@.tmp $@

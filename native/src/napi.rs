@@ -243,13 +243,18 @@ impl Env {
         if self.is_nullish(v)? { Ok(default) } else { self.integer(v, what, min, max) }
     }
 
-    /// The elements of a JS Array; `what` names it in errors.
-    pub fn array(&self, v: napi_value, what: &str) -> JsResult<Vec<napi_value>> {
+    /// The elements of a JS Array of `min..=max` entries; `what` names it in errors. The length is
+    /// checked before any element is read, so a huge sparse array costs nothing.
+    pub fn array(&self, v: napi_value, what: &str, min: usize, max: usize) -> JsResult<Vec<napi_value>> {
         if self.type_of(v)? != NAPI_OBJECT || !self.is_array(v)? {
             return type_err(format!("{what} must be an Array, got {}", self.describe(v)));
         }
         let mut len = 0u32;
         check(self.0, unsafe { napi_get_array_length(self.0, v, &mut len) }, "napi_get_array_length")?;
+        if (len as usize) < min || len as usize > max {
+            let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+            return range_err(format!("{what} has {len} entries, expected {expected}"));
+        }
         (0..len)
             .map(|i| {
                 let mut e = null_mut();

@@ -27,10 +27,7 @@ fn parse_path(env: &Env, v: napi_value) -> JsResult<Path> {
 
 /// Shards of an array argument; None for null/undefined entries when `allow_missing`.
 fn shard_views(env: &Env, arr: napi_value, what: &str, count: usize, allow_missing: bool) -> JsResult<(Vec<napi_value>, Vec<Option<Bytes>>)> {
-    let values = env.array(arr, what)?;
-    if values.len() != count {
-        return range_err(format!("{what} has {} entries, expected {count}", values.len()));
-    }
+    let values = env.array(arr, what, count, count)?;
     let mut views = Vec::with_capacity(count);
     for (i, &v) in values.iter().enumerate() {
         if allow_missing && env.is_nullish(v)? {
@@ -144,7 +141,7 @@ fn prepare_reconstruct_into(env: &Env, args: Args) -> JsResult<Prepared> {
     let (values, views) = shard_views(env, shards, "shards", k + m, false)?;
     common_length("shards", &views)?;
     let mut present = vec![true; k + m];
-    for (n, v) in env.array(missing, "missing")?.into_iter().enumerate() {
+    for (n, v) in env.array(missing, "missing", 0, k + m)?.into_iter().enumerate() {
         let i = env.integer(v, &format!("missing[{n}]"), 0.0, (k + m - 1) as f64)? as usize;
         if !present[i] {
             return range_err(format!("missing lists shard {i} twice"));

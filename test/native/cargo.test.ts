@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 
 test("cargo test passes", () => {
-  const run = spawnSync("cargo", ["test", "--release", "--locked", "--quiet"], {
+  const run = spawnSync("cargo", ["test", "--release", "--quiet"], {
     cwd: join(import.meta.dir, "..", "..", "native"),
     encoding: "utf8",
   });

@@ -234,3 +234,11 @@ describe("bad input", () => {
     expectError(() => rsReconstruct(k, m, [null, all[1], all[2], all[3], view]), TypeError, /shards\[4\] is a view of a detached/);
   });
 });
+
+test("a huge sparse shard array is refused by its length, without reading it", () => {
+  const sparse: Uint8Array[] = [];
+  sparse.length = 2 ** 32 - 1;
+  expect(() => rsEncode(3, 2, sparse)).toThrow(/data has 4294967295 entries, expected 3/);
+  const five = Array.from({ length: 5 }, () => new Uint8Array(8));
+  expect(() => rsReconstructInto(3, 2, five, sparse as unknown as number[])).toThrow(/missing has 4294967295 entries, expected 0 to 5/);
+});
