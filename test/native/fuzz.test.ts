@@ -79,6 +79,10 @@ test("10,000 random calls never crash and only throw TypeError or RangeError", a
   }
   await Promise.all(pending);
   console.log(`fuzz seed ${seed}: ${JSON.stringify(outcomes)}`);
+  // The addon still computes right after all that.
+  const data = [new Uint8Array([1, 2, 3]), new Uint8Array([4, 5, 6])];
+  expect(native.rsReconstruct(2, 1, [null, data[1], native.rsEncode(2, 1, data)[0]])[0]).toEqual(data[0]);
+  expect(Buffer.from(native.blake3(new Uint8Array(0))).toString("hex")).toBe("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
   expect(outcomes.returned).toBeGreaterThan(100);
   expect(outcomes.typeError).toBeGreaterThan(100);
   expect(outcomes.rangeError).toBeGreaterThan(100);
