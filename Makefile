@@ -8,8 +8,9 @@ export PATH := $(HOME)/.cargo/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 BUN := $(CURDIR)/node_modules/.bin/bun
 STAMP := build/stamp
 
-# Debian packages needed by the build itself; parts append theirs.
-APT_PACKAGES := ca-certificates build-essential pkg-config git nodejs npm
+# Debian packages needed by the build itself; parts append theirs. Debian's npm conflicts with a
+# nodejs that bundles its own npm (NodeSource's), so it is only asked for when npm is missing.
+APT_PACKAGES := ca-certificates build-essential pkg-config git nodejs $(if $(shell command -v npm),,npm)
 # Targets `make build` produces; parts append theirs (e.g. the native addon).
 BUILD_TARGETS :=
 # Extra prerequisites of `make test` (e.g. the boot image for the whole-OS test).

@@ -25,6 +25,9 @@ export interface NodeVmOptions {
   initramfs?: string;
   memoryMiB?: number;
   nic?: QemuOptions["nic"];
+  /** Host port for the node's RPC; default: a free one. */
+  rpcPort?: number;
+  ownSession?: boolean;
 }
 
 export interface NodeVm {
@@ -44,9 +47,9 @@ export async function makeStateDisk(path: string, sizeMiB = 64): Promise<void> {
 export async function startNode(o: NodeVmOptions): Promise<NodeVm> {
   const boot = o.boot ?? { kind: "direct" };
   const admin = o.admin ?? generateKeyPair();
-  const rpcPort = await freePort();
+  const rpcPort = o.rpcPort ?? await freePort();
   const common: QemuOptions = {
-    consoleLog: o.consoleLog, echo: o.echo, stateDisk: o.stateDisk, memoryMiB: o.memoryMiB, nic: o.nic,
+    consoleLog: o.consoleLog, echo: o.echo, stateDisk: o.stateDisk, memoryMiB: o.memoryMiB, nic: o.nic, ownSession: o.ownSession,
     forwards: [{ hostPort: rpcPort, guestPort: DEFAULT_TCP_PORT }],
   };
   let qemu: QemuOptions;

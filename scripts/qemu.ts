@@ -37,6 +37,8 @@ export interface QemuOptions {
   echo?: boolean;
   /** A guest reboot ends QEMU instead of restarting the machine (tests boot again explicitly). */
   noReboot?: boolean;
+  /** Start QEMU in its own session, so a ctrl-c in the terminal reaches only our handler. */
+  ownSession?: boolean;
 }
 
 export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -56,6 +58,7 @@ export async function freePort(): Promise<number> {
 
 export function qemuArgs(o: QemuOptions): string[] {
   const args = [
+    ...(o.ownSession ? ["setsid"] : []),
     "qemu-system-x86_64", "-machine", "q35", "-cpu", "max", "-accel", "tcg",
     "-m", String(o.memoryMiB ?? 2048), "-smp", String(o.cpus ?? 2),
     "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-monitor", "none",

@@ -1,0 +1,36 @@
+# initramfs/, kernel-config/, scripts/: the boot image, QEMU / iPXE / USB boot, the whole-OS test.
+#   make image   out/vmlinuz, out/initramfs.cpio.zst, out/boot.ipxe, out/zos.img, with sizes
+#   make run     boot a node in QEMU (serial console here, RPC forwarded to localhost)
+#   make ipxe    out/boot.ipxe; `bun scripts/ipxe.ts serve` serves it with kernel and initramfs
+#   make kernel  optional: a minimal kernel from Debian's linux-source (kernel-config/README.md)
+# The kernel is Debian's prebuilt linux-image-<version>-amd64, fetched with apt-get download.
+APT_PACKAGES += qemu-system-x86 qemu-utils ovmf ipxe-qemu cpio zstd xz-utils kmod busybox \
+  crun nbd-client e2fsprogs dosfstools mtools gdisk fdisk systemd-boot-efi syslinux syslinux-common
+TEST_PREREQS += image
+BENCH_AREAS += boot
+
+IMAGE_SOURCES := $(wildcard initramfs/*.ts initramfs/*.c) $(shell find init native/index.ts cli -name '*.ts' 2>/dev/null)
+
+.PHONY: image ipxe kernel test-e2e
+image: out/vmlinuz out/initramfs.cpio.zst out/boot.ipxe out/zos.img
+	@$(BUN) scripts/image-sizes.ts
+
+out/initramfs.cpio.zst out/vmlinuz &: $(IMAGE_SOURCES) build/native/zos_native.node | $(STAMP)/apt $(STAMP)/npm
+	$(BUN) initramfs/build.ts
+
+out/boot.ipxe: scripts/ipxe.ts scripts/boot-config.ts
+	$(BUN) scripts/ipxe.ts write
+
+out/zos.img: out/vmlinuz out/initramfs.cpio.zst scripts/disk-image.ts scripts/boot-config.ts
+	$(BUN) scripts/disk-image.ts
+
+ipxe: out/boot.ipxe
+
+run: out/vmlinuz out/initramfs.cpio.zst
+	$(BUN) scripts/run.ts
+
+kernel: | $(STAMP)/apt
+	kernel-config/build.sh
+
+test-e2e: build $(TEST_PREREQS)
+	$(BUN) scripts/run-tests.ts test/e2e
