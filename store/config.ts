@@ -105,11 +105,14 @@ export function parseConfig(doc: unknown, source = "config"): StoreConfig {
       const path = `groups[${gi}].backends[${bi}]`;
       const entry = typeof b === "string" ? { url: b } : r.object(b, path, ["url", "key"]);
       const url = r.string(entry.url, `${path}.url`);
+      const where = typeof b === "string" ? path : `${path}.url`;
+      let kind: string;
       try {
-        parseBackendUrl(url);
+        kind = parseBackendUrl(url).kind;
       } catch (err) {
-        throw r.fail(typeof b === "string" ? path : `${path}.url`, (err as Error).message);
+        throw r.fail(where, (err as Error).message);
       }
+      if (kind === "zstore") throw r.fail(where, "a member of an erasure-coded set must be a dir, zdb or http backend, not another zstore");
       if (seenUrls.has(url)) throw r.fail(path, `backend ${redactUrl(url)} is listed twice`);
       seenUrls.add(url);
       const key = entry.key === undefined ? redactUrl(url) : r.string(entry.key, `${path}.key`);

@@ -6,7 +6,7 @@ import { HttpBackend } from "./backends/http.ts";
 import { openZdbBackend } from "./backends/zdb.ts";
 import { RoutedStore, parseRoute } from "./routes.ts";
 
-/** Opens one backend from its URL (dir://, zdb://, http(s)://). */
+/** Opens one backend from its URL (dir://, zdb://, http(s)://, or zstore:// for an erasure-coded set). */
 export async function openBackend(url: string): Promise<BlockBackend> {
   const spec = parseBackendUrl(url);
   switch (spec.kind) {
@@ -16,6 +16,11 @@ export async function openBackend(url: string): Promise<BlockBackend> {
       return new HttpBackend(spec.url, spec.base, spec.policy);
     case "zdb":
       return openZdbBackend(spec);
+    case "zstore": {
+      // Loaded on use: the config module itself opens its members through this function.
+      const { loadConfig, openConfiguredStore } = await import("./config.ts");
+      return openConfiguredStore(loadConfig(spec.configPath));
+    }
   }
 }
 

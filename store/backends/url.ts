@@ -3,7 +3,8 @@
 //   zdb://[user:pass@]host[:port]/namespace          0-db over TCP, port 9900 by default
 //   zdb:///path/to/socket[?namespace=ns&password=pw]  0-db over a unix socket (rfs form, plus ns)
 //   http(s)://host[:port]/path                       read-only hub, GET <url>/<hex[0:2]>/<hex>
-// Every form takes ?timeout=<ms>&retries=<n>&retry_delay=<ms>.
+//   zstore:///etc/zstore.yaml                        the erasure-coded store a zstore config describes
+// Every form but zstore takes ?timeout=<ms>&retries=<n>&retry_delay=<ms> (zstore's are in its config).
 import { StoreError } from "../types.ts";
 import { policyFrom, type OpPolicy } from "../ops.ts";
 
@@ -19,7 +20,8 @@ export type BackendSpec =
       password?: string;
       policy: OpPolicy;
     }
-  | { kind: "http"; url: string; base: string; policy: OpPolicy };
+  | { kind: "http"; url: string; base: string; policy: OpPolicy }
+  | { kind: "zstore"; url: string; configPath: string };
 
 const settingKeys = new Set(["timeout", "retries", "retry_delay"]);
 
@@ -97,7 +99,14 @@ export function parseBackendUrl(raw: string): BackendSpec {
       if (params.size) throw fail("hub URLs cannot carry a query besides timeout/retries/retry_delay");
       return { kind: "http", url, base: `${u.origin}${u.pathname.replace(/\/+$/, "")}`, policy };
     }
+    case "zstore:": {
+      if (u.host) throw fail("zstore URLs name a config file by absolute path (zstore:///etc/zstore.yaml)");
+      if (params.size) throw fail("zstore URLs take no query; settings live in the config file");
+      const configPath = decodeURIComponent(u.pathname);
+      if (!configPath || configPath === "/") throw fail("zstore URL has no config path");
+      return { kind: "zstore", url, configPath };
+    }
     default:
-      throw new StoreError("bad-url", `unknown store scheme "${u.protocol.replace(/:$/, "")}" in ${url} (expected dir, zdb, http or https)`);
+      throw new StoreError("bad-url", `unknown store scheme "${u.protocol.replace(/:$/, "")}" in ${url} (expected dir, zdb, http, https or zstore)`);
   }
 }

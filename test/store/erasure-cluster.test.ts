@@ -13,7 +13,7 @@ import { ZdbProcess } from "./cluster.ts";
 const BLOCK = 512 * 1024;
 const BLOCKS = 2048; // 1 GiB
 const NS = "blocks";
-const options = { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy: { timeoutMs: 20_000, retries: 1, retryDelayMs: 20 }, hedgeMs: 200 };
+const options = { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy: { timeoutMs: 60_000, retries: 1, retryDelayMs: 20 }, hedgeMs: 200 };
 
 /** Block i: xorshift128 stream seeded by i, cheap to make twice (once to write, once to compare). */
 function blockData(i: number): Uint8Array {
@@ -33,7 +33,7 @@ async function zdbGroup(g: number, name: string, tag: string): Promise<{ procs: 
   const procs = await Promise.all([0, 1].map(() => ZdbProcess.start({ namespace: NS })));
   zdbs.push(...procs);
   const members = await Promise.all(
-    procs.map(async (p, i) => ({ backend: await openBackend(p.url(NS, "?timeout=5000&retries=0")), key: `${tag}-${i}`, group: g, groupName: name })),
+    procs.map(async (p, i) => ({ backend: await openBackend(p.url(NS, "?timeout=15000&retries=1")), key: `${tag}-${i}`, group: g, groupName: name })),
   );
   return { procs, members };
 }
@@ -115,7 +115,7 @@ describe("3 datacenters x 2 zdb, k=4 m=2, 1 GiB", () => {
     zdbs.push(...back);
     groups[0] = {
       procs: back,
-      members: await Promise.all(back.map(async (p, i) => ({ ...groups[0].members[i], backend: await openBackend(p.url(NS, "?timeout=5000&retries=0")) }))),
+      members: await Promise.all(back.map(async (p, i) => ({ ...groups[0].members[i], backend: await openBackend(p.url(NS, "?timeout=15000&retries=1")) }))),
     };
     store = new ErasureStore(groups.flatMap((g) => g.members), options);
     stores.push(store);
@@ -131,8 +131,12 @@ describe("3 datacenters x 2 zdb, k=4 m=2, 1 GiB", () => {
     await readAllBack(store);
     const report = await repair(store);
     expect(report).toMatchObject({ blocks: BLOCKS, degraded: flipped, repaired: flipped, shardsWritten: flipped, stillDegraded: 0, unrecoverable: [] });
-    const probes = await Promise.all(ids.map((id) => store.probe(id, store.members.indexOf(victim))));
-    expect(probes.filter((p) => p.state !== "ok" && p.state !== "missing").length).toBe(0);
+    const bad: string[] = [];
+    await forEachBlock(16, async (i) => {
+      const p = await store.probe(ids[i], store.members.indexOf(victim));
+      if (p.state !== "ok" && p.state !== "missing") bad.push(p.state);
+    });
+    expect(bad).toEqual([]);
     expect((await repair(store, { dryRun: true })).healthy).toBe(BLOCKS);
   }, 600_000);
 
@@ -140,7 +144,7 @@ describe("3 datacenters x 2 zdb, k=4 m=2, 1 GiB", () => {
     await groups[0].procs[0].kill();
     const fresh = await ZdbProcess.start({ namespace: NS });
     zdbs.push(fresh);
-    const replacement: ErasureMember = { backend: await openBackend(fresh.url(NS, "?timeout=5000&retries=0")), key: "dc0-new", group: 0, groupName: "dc0" };
+    const replacement: ErasureMember = { backend: await openBackend(fresh.url(NS, "?timeout=15000&retries=1")), key: "dc0-new", group: 0, groupName: "dc0" };
     const next = new ErasureStore([replacement, groups[0].members[1], ...groups[1].members, ...groups[2].members], options);
     stores.push(next);
     const report = await repair(next);
