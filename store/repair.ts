@@ -4,8 +4,8 @@
 //  2. for each block, check the shards against the current placement: target i must hold a shard
 //     with index i that verifies (or, with verify off, just hold something under the id);
 //  3. rebuild what is missing, corrupt or misplaced from any k good shards, write it to its
-//     target, and only once every target is whole, delete copies left on non-target members
-//     (what a placement change leaves behind).
+//     target, and only once every target is whole (and verified), delete copies left on
+//     non-target members (what a placement change leaves behind).
 // A block with fewer than k good shards anywhere is reported unrecoverable and left untouched.
 import { StoreError, hex, type BlockId } from "./types.ts";
 import { isScannable } from "./backends/backend.ts";
@@ -137,14 +137,14 @@ export async function repair(store: ErasureStore, opts: RepairOptions = {}): Pro
     } else {
       if (verdict.missing.length > 0) report.degraded++;
       if (verdict.strays.length > 0) report.misplaced++;
-      if (!dryRun) await mend(store, id, members, verdict, k, report, signal);
+      if (!dryRun) await mend(store, id, members, verdict, k, verify, report, signal);
     }
     progress("repair", ++done);
   });
   return report;
 }
 
-async function mend(store: ErasureStore, id: BlockId, holders: Set<number>, verdict: BlockVerdict, k: number, report: RepairReport, signal?: AbortSignal) {
+async function mend(store: ErasureStore, id: BlockId, holders: Set<number>, verdict: BlockVerdict, k: number, verified: boolean, report: RepairReport, signal?: AbortSignal) {
   const targets = store.targets(id);
   let whole = true;
   if (verdict.missing.length > 0) {
@@ -160,6 +160,11 @@ async function mend(store: ErasureStore, id: BlockId, holders: Set<number>, verd
   }
   if (!whole) {
     report.stillDegraded++;
+    return;
+  }
+  // Presence is not proof: without verified targets a stray may be the only good copy of its shard.
+  if (!verified && verdict.strays.length > 0) {
+    if (verdict.missing.length > 0) report.repaired++;
     return;
   }
   const removals = await Promise.allSettled(verdict.strays.map((m) => store.members[m].backend.delete(id, { signal })));

@@ -210,6 +210,7 @@ export class ErasureStore implements BlockBackend {
           this.probe(id, member, signal).then((p) => {
             running--;
             if (done) return;
+            const before = good.size;
             if (p.state === "ok") good.set(p.shard.index, p.shard);
             else if (p.state === "corrupt") problems.push(`${this.members[member].backend.url}: ${p.reason}`);
             else if (p.state === "failed") {
@@ -217,7 +218,7 @@ export class ErasureStore implements BlockBackend {
               problems.push(`${this.members[member].backend.url}: ${p.error.message}`);
             }
             if (good.size >= k) return finish();
-            if (p.state !== "ok") launch();
+            if (good.size === before) launch(); // nothing new (missing, bad, or a duplicate index): ask the next
             if (running === 0 && next >= order.length) finish();
           });
         };
