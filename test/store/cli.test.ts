@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import { ZdbProcess } from "./cluster.ts";
+import { progressSink } from "../../store/commands/progress.ts";
 
 const cli = join(import.meta.dir, "..", "..", "store", "cli.ts");
 const work = mkdtempSync(join(tmpdir(), "zstore-cli-"));
@@ -113,5 +114,34 @@ describe("zstore", () => {
     expect((await zstore(["frobnicate"])).code).toBe(2);
     expect((await zstore(["get", "-c", config, "zz"])).code).toBe(2);
     expect((await zstore(["put", "-c", config])).code).toBe(2);
+  });
+});
+
+describe("repair progress", () => {
+  const report = { blocks: 2, healthy: 1, degraded: 1, misplaced: 0, repaired: 1, shardsWritten: 2, straysRemoved: 0, unrecoverable: [], stillDegraded: 0, unlisted: [] };
+  function capture() {
+    let text = "";
+    return { stream: { write: (s: string) => ((text += s), true) } as unknown as NodeJS.WriteStream, text: () => text };
+  }
+
+  test("draws a bar on a terminal", () => {
+    const out = capture();
+    const sink = progressSink(true, out.stream, out.stream);
+    sink.update({ phase: "repair", done: 2, total: 2, repaired: 1, degraded: 1, unrecoverable: 0 });
+    sink.done(report);
+    expect(out.text()).toContain("\r[##############################] 2/2 100%");
+    expect(out.text()).toContain("2 blocks: 1 healthy, 1 degraded, 1 repaired");
+  });
+
+  test("writes JSON lines otherwise", () => {
+    const out = capture();
+    const sink = progressSink(false, out.stream, out.stream);
+    sink.update({ phase: "repair", done: 2, total: 2, repaired: 1, degraded: 1, unrecoverable: 0 });
+    sink.done(report);
+    const lines = out.text().trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      { event: "progress", phase: "repair", done: 2, total: 2, repaired: 1, degraded: 1, unrecoverable: 0 },
+      { event: "done", ...report },
+    ]);
   });
 });

@@ -10,7 +10,7 @@ import {
   ErasureStore, Placement, parseConfig, openConfiguredStore, repair, storeStatus, openBackend, StoreError, hex,
   type BlockBackend, type ErasureMember,
 } from "../../store/index.ts";
-import { openFrame } from "../../store/erasure/shard.ts";
+import { openFrame, newFrame, sealFrame, framePayload } from "../../store/erasure/shard.ts";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -116,6 +116,24 @@ describe("placement", () => {
   test("an impossible layout is a bad-config error that says why", () => {
     const few = members.slice(0, 5).map((m, i) => ({ backend: new HangingBackend(`x${i}`), key: m.key, group: m.group, groupName: "g" }));
     expect(() => new ErasureStore(few, { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy, hedgeMs: 50 })).toThrow(/can hold 5/);
+  });
+});
+
+describe("shard frames", () => {
+  test("a sealed frame opens; any change, a wrong id or a wrong length does not", () => {
+    const id = block(1, 64).id;
+    const frame = newFrame(2, 4, 2, 1000);
+    framePayload(frame).fill(0xab);
+    sealFrame(id, frame);
+    expect(openFrame(id, frame)).toMatchObject({ index: 2, k: 4, m: 2, blockLength: 1000 });
+    expect(openFrame(block(2, 64).id, frame)).toBe("shard checksum mismatch");
+    for (const at of [0, 4, 6, 8, 20, frame.length - 1]) {
+      const bad = frame.slice();
+      bad[at] ^= 1;
+      expect(typeof openFrame(id, bad)).toBe("string");
+    }
+    expect(openFrame(id, frame.subarray(0, frame.length - 1))).toBe("shard length does not match its header");
+    expect(openFrame(id, new Uint8Array(10))).toContain("too short");
   });
 });
 
