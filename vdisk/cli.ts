@@ -12,6 +12,7 @@ const USAGE = `usage: zvdisk [--store URL]... [--catalog URL] COMMAND
   resize NAME --size SIZE
   delete NAME                   (a vdisk or NAME@SNAP; frees blocks nothing else uses)
   gc                            (frees garbage left by overwrites)
+Stores: dir:///path, zdb://host:port/ns, zstore:///etc/zstore.yaml (erasure-coded). Catalogs: dir:///path, zdb://host:port/ns.
 Defaults: --store $ZVDISK_STORE, --catalog $ZVDISK_CATALOG. Sizes take K, M, G, T suffixes (powers of 1024).`;
 
 class UsageError extends Error {}

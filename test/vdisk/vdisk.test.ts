@@ -9,7 +9,9 @@ import { NbdServer } from "../../vdisk/nbd/server.ts";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
 import { VdiskError } from "../../vdisk/model/errors.ts";
-import { openBackend, StoreError, type BlockBackend, type BlockId, type OpOptions } from "../../store/index.ts";
+import { openBackend } from "../../store/index.ts";
+import { ZdbClient } from "../../store/zdb/client.ts";
+import { ZdbProcess } from "../store/cluster.ts";
 import { RawClient, makeSparseImage, mustRun, randomBytes, run, tempDir } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
@@ -50,10 +52,9 @@ interface Setup {
   close: () => Promise<void>;
 }
 
-async function setup(name: string, opts: { cacheBytes?: number; wrap?: (b: BlockBackend) => BlockBackend } = {}): Promise<Setup> {
+async function setup(name: string, opts: { cacheBytes?: number } = {}): Promise<Setup> {
   const storeRoot = join(dir, name, "blocks");
-  const raw = await openBackend(`dir://${storeRoot}`);
-  const store = opts.wrap ? opts.wrap(raw) : raw;
+  const store = await openBackend(`dir://${storeRoot}`);
   const catalog = await openCatalog(`dir://${join(dir, name, "catalog")}`);
   const manager = new VdiskManager({ store, catalog, cacheBytes: opts.cacheBytes ?? 64 * MiB, writebackIntervalMs: 0, log: () => {} });
   const server = new NbdServer({ log: () => {} });
@@ -249,57 +250,29 @@ describe("snapshots, clones, dedup, reclamation", () => {
   });
 });
 
-/** A store backend that can be switched off, as a 0-db that went away. */
-class SwitchableBackend implements BlockBackend {
-  down = false;
-  constructor(private readonly inner: BlockBackend) {}
-  get url() {
-    return this.inner.url;
-  }
-  get readOnly() {
-    return this.inner.readOnly;
-  }
-  private check(op: string): void {
-    if (this.down) throw new StoreError("unavailable", `${op}: backend is down`, { backend: this.url });
-  }
-  async has(id: BlockId, o?: OpOptions) {
-    this.check("has");
-    return this.inner.has(id, o);
-  }
-  async get(id: BlockId, o?: OpOptions) {
-    this.check("get");
-    return this.inner.get(id, o);
-  }
-  async put(id: BlockId, data: Uint8Array, o?: OpOptions) {
-    this.check("put");
-    return this.inner.put(id, data, o);
-  }
-  async delete(id: BlockId, o?: OpOptions) {
-    this.check("delete");
-    return this.inner.delete(id, o);
-  }
-  close() {
-    return this.inner.close();
-  }
-}
-
-test("a store backend going down gives EIO (not a hang), and service recovers when it returns", async () => {
-  let sw!: SwitchableBackend;
-  const t = await setup("fault", { cacheBytes: 1 * MiB, wrap: (b) => (sw = new SwitchableBackend(b)) });
+test("a zdb store backend killed mid-service gives EIO (not a hang), and service recovers when it comes back", async () => {
+  const zdb = await ZdbProcess.start({ namespace: "blocks" });
+  const catalogDir = join(dir, "fault", "catalog");
+  const store = await openBackend(zdb.url("blocks", "?timeout=2000&retries=0"));
+  const manager = new VdiskManager({ store, catalog: await openCatalog(`dir://${catalogDir}`), cacheBytes: 1 * MiB, writebackIntervalMs: 0, log: () => {} });
+  const server = new NbdServer({ log: () => {} });
+  const addr = server.listen({ host: "127.0.0.1", port: 0 });
+  const port = "port" in addr ? addr.port : 0;
+  let back: ZdbProcess | null = null;
   try {
-    await t.manager.create("f", 16 * MiB);
-    await serve(t, "f");
-    await qemuIo(t.uri("f"), "write -P 0x61 0 4M", "flush"); // 4 MiB through a 1 MiB cache: mostly evicted
-    sw.down = true;
-    const c = await RawClient.connect(t.port);
+    await manager.create("f", 16 * MiB);
+    server.addExport(await manager.openVdisk("f"));
+    await qemuIo(`nbd://127.0.0.1:${port}/f`, "write -P 0x61 0 4M", "flush"); // 4 MiB through a 1 MiB cache: block 0 is evicted
+    await zdb.kill();
+    const c = await RawClient.connect(port);
     await c.handshake("f");
-    c.request(0, 0, 65536, { cookie: 1 }); // block 0 was evicted: needs the store
+    c.request(0, 0, 65536, { cookie: 1 }); // needs the store
     expect(await c.simpleReply()).toMatchObject({ error: 5, cookie: 1 });
     c.request(1, 8 * MiB, 4096, { cookie: 2, payload: randomBytes(4096, 9) }); // lands in the cache
     expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
     c.request(3, 0, 0, { cookie: 3 }); // FLUSH cannot reach the store
     expect(await c.simpleReply()).toMatchObject({ error: 5, cookie: 3 });
-    sw.down = false;
+    back = await ZdbProcess.start({ dataDir: zdb.dataDir, port: zdb.port });
     c.request(3, 0, 0, { cookie: 4 });
     expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 4 });
     c.request(0, 0, 65536, { cookie: 5 });
@@ -310,9 +283,12 @@ test("a store backend going down gives EIO (not a hang), and service recovers wh
     expect((await c.simpleReply(4096))?.data).toEqual(randomBytes(4096, 9));
     c.destroy();
   } finally {
-    await t.close();
+    server.close();
+    await manager.close().catch(() => {});
+    await store.close();
+    await (back ?? zdb).destroy();
   }
-});
+}, 60_000);
 
 describe("zvdisk CLI", () => {
   const base = () => ["--store", `dir://${join(dir, "cli", "blocks")}`, "--catalog", `dir://${join(dir, "cli", "catalog")}`];
@@ -341,36 +317,53 @@ describe("zvdisk CLI", () => {
     expect((await zvdisk("frobnicate")).code).toBe(2);
   });
 
-  test("kill -9 after FLUSH: a fresh server process serves every flushed byte", async () => {
-    expect((await zvdisk("create", "crash", "--size", "256M")).code).toBe(0);
+  test("kill -9 after FLUSH: a fresh server process that only knows the zdb URLs serves every flushed byte", async () => {
+    const zdb = await ZdbProcess.start({ namespace: "blocks" });
+    const admin = await ZdbClient.connect({ host: "127.0.0.1", port: zdb.port });
+    await admin.command("NSNEW", "vdisks");
+    await admin.close();
+    const urls = ["--store", zdb.url("blocks"), "--catalog", zdb.url("vdisks")];
     const start = async () => {
-      const proc = Bun.spawn([bun, cli, ...base(), "serve", "--listen", "127.0.0.1:0", "crash"], { stdout: "pipe", stderr: "pipe" });
+      const proc = Bun.spawn([bun, cli, ...urls, "serve", "--listen", "127.0.0.1:0", "crash"], { stdout: "pipe", stderr: "pipe" });
       const reader = proc.stdout.getReader();
       let text = "";
       while (!text.includes("\n")) {
         const { value, done } = await reader.read();
-        if (done) throw new Error("zvdisk serve exited before listening");
+        if (done) throw new Error(`zvdisk serve exited before listening: ${await new Response(proc.stderr).text()}`);
         text += new TextDecoder().decode(value);
       }
       reader.releaseLock();
       return { proc, port: JSON.parse(text.split("\n")[0]).listening.port as number };
     };
-    const a = await start();
-    const img = join(dir, "crash.raw");
-    makeSparseImage(img, 256 * MiB, [[0, 3 * MiB], [100 * MiB + 512, 777_777], [255 * MiB, MiB]], 33);
-    // nbdcopy --flush sends FLUSH at the end and waits for its reply.
-    await mustRun(["nbdcopy", "--flush", img, `nbd://127.0.0.1:${a.port}/crash`]);
-    a.proc.kill(9);
-    await a.proc.exited;
-    const b = await start();
     try {
-      const back = join(dir, "crash-back.raw");
-      await mustRun(["nbdcopy", `nbd://127.0.0.1:${b.port}/crash`, back]);
-      const hash = async (p: string) => createHash("sha256").update(await Bun.file(p).bytes()).digest("hex");
-      expect(await hash(back)).toBe(await hash(img));
+      expect((await run([bun, cli, ...urls, "create", "crash", "--size", "256M"])).code).toBe(0);
+      expect((await run([bun, cli, ...urls, "create", "other", "--size", "1G"])).code).toBe(0);
+      const listed = JSON.parse((await run([bun, cli, ...urls, "list", "--json"])).stdout) as { name: string }[];
+      expect(listed.map((r) => r.name)).toEqual(["crash", "other"]);
+      const a = await start();
+      const img = join(dir, "crash.raw");
+      makeSparseImage(img, 256 * MiB, [[0, 3 * MiB], [100 * MiB + 512, 777_777], [255 * MiB, MiB]], 33);
+      // nbdcopy --flush sends FLUSH at the end and waits for its reply.
+      await mustRun(["nbdcopy", "--flush", img, `nbd://127.0.0.1:${a.port}/crash`]);
+      // Written after the flush and never flushed: may be lost, must not corrupt what was flushed.
+      await mustRun(["qemu-io", "-f", "raw", "-t", "writeback", "-c", "write -P 0x77 200M 1M", `nbd://127.0.0.1:${a.port}/crash`]);
+      a.proc.kill(9);
+      await a.proc.exited;
+      const b = await start();
+      try {
+        const back = join(dir, "crash-back.raw");
+        await mustRun(["nbdcopy", `nbd://127.0.0.1:${b.port}/crash`, back]);
+        const bytes = await Bun.file(back).bytes();
+        const flushed = await Bun.file(img).bytes();
+        const hash = (x: Uint8Array) => createHash("sha256").update(x).digest("hex");
+        expect(hash(bytes.subarray(0, 200 * MiB))).toBe(hash(flushed.subarray(0, 200 * MiB)));
+        expect(hash(bytes.subarray(201 * MiB))).toBe(hash(flushed.subarray(201 * MiB)));
+      } finally {
+        b.proc.kill(15);
+        await b.proc.exited;
+      }
     } finally {
-      b.proc.kill(15);
-      await b.proc.exited;
+      await zdb.destroy();
     }
   }, 120_000);
 });

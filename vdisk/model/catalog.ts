@@ -1,11 +1,14 @@
 // The catalog: the small mutable records that name vdisks and snapshots (each points at an
 // immutable, content-addressed map in the store). A catalog is a key/value space with atomic
 // replacement of one key. `dir:///path` keeps one file per key, written to a temporary name,
-// fsynced and renamed into place; any node that reaches the same store and catalog can serve a vdisk.
+// fsynced and renamed into place; `zdb://host:port/ns` keeps them in a 0-db namespace
+// (zdb-catalog.ts). Any node that reaches the same store and catalog can serve a vdisk.
 import { mkdir, readdir, readFile, rename, unlink, open } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { parseBackendUrl, redactUrl } from "../../store/index.ts";
 import { VdiskError } from "./errors.ts";
+import { ZdbCatalog } from "./zdb-catalog.ts";
 
 export interface Catalog {
   readonly url: string;
@@ -103,12 +106,17 @@ export class DirCatalog implements Catalog {
   async close(): Promise<void> {}
 }
 
-/** Opens a catalog from its URL: `dir:///path` (or a bare absolute path). */
+/** Opens a catalog from its URL: `dir:///path` (or a bare absolute path), or `zdb://host:port/namespace`. */
 export async function openCatalog(url: string): Promise<Catalog> {
   let root: string;
+  if (url.startsWith("zdb:")) {
+    const spec = parseBackendUrl(url);
+    if (spec.kind !== "zdb") throw new VdiskError("bad-config", `bad zdb catalog URL ${url}`);
+    return new ZdbCatalog(redactUrl(url), spec);
+  }
   if (url.startsWith("dir://")) root = decodeURIComponent(new URL(url).pathname);
   else if (url.startsWith("/")) root = url;
-  else throw new VdiskError("bad-config", `unsupported catalog URL ${JSON.stringify(url)} (expected dir:///path)`);
+  else throw new VdiskError("bad-config", `unsupported catalog URL ${JSON.stringify(url)} (expected dir:///path or zdb://host:port/namespace)`);
   await mkdir(root, { recursive: true });
   return new DirCatalog(url, root);
 }

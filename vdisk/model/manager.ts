@@ -51,7 +51,7 @@ export class VdiskManager {
     this.catalog = o.catalog;
     this.opts = {
       cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
-      writebackIntervalMs: o.writebackIntervalMs ?? 5000,
+      writebackIntervalMs: o.writebackIntervalMs ?? 30_000,
       putConcurrency: o.putConcurrency ?? 16,
       log: o.log ?? ((m) => console.error(m)),
     };

@@ -4,8 +4,9 @@
 // Durability: a write is applied to the cache and acknowledged; FLUSH (and FUA) encode every
 // dirty block into the store, commit the changed map pages and root, and replace the catalog
 // record, in that order, before replying. Unflushed writes are lost if the process dies; a
-// background write-back every few seconds and whenever the dirty bytes pass a threshold keeps that
-// window short, and writers wait when the dirty bytes reach the cache's high-water mark.
+// background write-back (every writebackIntervalMs, 30 s by default like the kernel's dirty expiry,
+// and whenever dirty bytes pass half the cache) bounds that window, and writers wait when dirty
+// bytes reach 3/4 of the cache.
 //
 // Whole-block zeroes and trims are map edits (the block becomes a hole, nothing is stored);
 // all-zero blocks found at flush become holes too. Identical blocks get the same id, so they are
@@ -301,7 +302,7 @@ export class Vdisk implements BlockExport {
 
   private afterWrite(waits: Promise<void>[] | null, fua: boolean): void | Promise<void> {
     const highWater = (this.opts.cacheBytes * 3) / 4;
-    const lowWater = this.opts.cacheBytes / 4;
+    const lowWater = this.opts.cacheBytes / 2;
     if (!waits && !fua && this.dirtyBytes <= lowWater) return;
     return (async () => {
       if (waits) await Promise.all(waits);

@@ -1,0 +1,130 @@
+// vdisk benchmark: fio's nbd engine against `zvdisk serve` and `nbdkit memory`, same machine,
+// same run, both over unix sockets. Hot-data figures use a vdisk whose working set fits its cache
+// (the store is a local dir); the sustained-write figure streams 2 GiB through a 256 MiB cache into
+// an erasure-coded store (k=4 m=2) over six local zdb servers, ending with a flush.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { report, type BenchResult } from "./lib/report.ts";
+import { ZdbProcess } from "../test/store/cluster.ts";
+
+const repo = join(import.meta.dir, "..");
+const cli = join(repo, "vdisk", "cli.ts");
+const work = mkdtempSync(join(tmpdir(), "bench-vdisk-"));
+const RUNTIME = Number(process.env.BENCH_SECONDS ?? 10);
+const REGION = "512M"; // working set of the hot-data runs
+
+interface FioSide {
+  iops: number;
+  bw: number; // bytes/s
+  p50: number; // µs
+  p99: number;
+}
+
+async function fio(uri: string, args: string[]): Promise<{ read: FioSide; write: FioSide }> {
+  const proc = Bun.spawn(["fio", "--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`fio ${args.join(" ")} failed: ${err}${out}`);
+  const job = JSON.parse(out.slice(out.indexOf("{"))).jobs[0];
+  const side = (s: { iops: number; bw_bytes: number; clat_ns?: { percentile?: Record<string, number> } }): FioSide => ({
+    iops: s.iops,
+    bw: s.bw_bytes,
+    p50: (s.clat_ns?.percentile?.["50.000000"] ?? 0) / 1000,
+    p99: (s.clat_ns?.percentile?.["99.000000"] ?? 0) / 1000,
+  });
+  return { read: side(job.read), write: side(job.write) };
+}
+
+async function waitForLine(proc: Subprocess<"ignore", "pipe", "pipe">): Promise<string> {
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited: ${await new Response(proc.stderr).text()}`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return text;
+}
+
+async function zvdisk(storeArgs: string[], ...args: string[]): Promise<void> {
+  const proc = Bun.spawn([process.execPath, cli, ...storeArgs, ...args], { stdout: "pipe", stderr: "pipe" });
+  if ((await proc.exited) !== 0) throw new Error(`zvdisk ${args.join(" ")}: ${await new Response(proc.stderr).text()}`);
+}
+
+async function startZvdisk(storeArgs: string[], name: string, socket: string, cacheMb: number): Promise<Subprocess<"ignore", "pipe", "pipe">> {
+  const proc = Bun.spawn([process.execPath, cli, ...storeArgs, "serve", "--unix", socket, "--cache-mb", String(cacheMb), name], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  await waitForLine(proc);
+  return proc;
+}
+
+async function startNbdkit(socket: string): Promise<Subprocess> {
+  const proc = Bun.spawn(["nbdkit", "--foreground", "--exit-with-parent", "-U", socket, "memory", "2G"], { stdout: "ignore", stderr: "inherit" });
+  for (let i = 0; i < 100 && !(await Bun.file(socket).exists()); i++) await Bun.sleep(50);
+  return proc;
+}
+
+async function hotData(): Promise<BenchResult[]> {
+  const storeArgs = ["--store", `dir://${join(work, "blocks")}`, "--catalog", `dir://${join(work, "catalog")}`];
+  await zvdisk(storeArgs, "create", "hot", "--size", "2G");
+  const oursSock = join(work, "zvdisk.sock");
+  const peerSock = join(work, "nbdkit.sock");
+  const ours = await startZvdisk(storeArgs, "hot", oursSock, 1536);
+  const peer = await startNbdkit(peerSock);
+  const uris = { ours: `nbd+unix:///hot?socket=${oursSock}`, peer: `nbd+unix:///?socket=${peerSock}` };
+  try {
+    const both = async (args: string[]) => ({ ours: await fio(uris.ours, args), peer: await fio(uris.peer, args) });
+    const timed = ["--time_based", `--runtime=${RUNTIME}`, "--ramp_time=1", `--size=${REGION}`];
+    // Fill the working set (random data, so neither side can skip it), then measure.
+    await both(["--rw=write", "--bs=1M", "--iodepth=8", `--size=${REGION}`, "--refill_buffers", "--end_fsync=1"]);
+    const rr = await both(["--rw=randread", "--bs=4k", "--iodepth=32", ...timed]);
+    const rw = await both(["--rw=randwrite", "--bs=4k", "--iodepth=32", "--refill_buffers", ...timed]);
+    const sr = await both(["--rw=read", "--bs=1M", "--iodepth=8", ...timed]);
+    const sw = await both(["--rw=write", "--bs=1M", "--iodepth=8", "--refill_buffers", ...timed]);
+    const lat = await both(["--rw=randread", "--bs=4k", "--iodepth=1", ...timed]);
+    const peerName = "nbdkit memory";
+    return [
+      { name: "4 KiB random read, QD32, hot (IOPS)", value: rr.ours.read.iops, unit: "IOPS", peer: peerName, peer_value: rr.peer.read.iops, higher_is_better: true, goal: ">= 1.0x nbdkit memory" },
+      { name: "4 KiB random write, QD32, write-back (IOPS)", value: rw.ours.write.iops, unit: "IOPS", peer: peerName, peer_value: rw.peer.write.iops, higher_is_better: true, goal: ">= 0.7x nbdkit memory" },
+      { name: "1 MiB sequential read, QD8, hot", value: sr.ours.read.bw / 1e6, unit: "MB/s", peer: peerName, peer_value: sr.peer.read.bw / 1e6, higher_is_better: true, goal: ">= 0.8x nbdkit memory" },
+      { name: "1 MiB sequential write, QD8, write-back", value: sw.ours.write.bw / 1e6, unit: "MB/s", peer: peerName, peer_value: sw.peer.write.bw / 1e6, higher_is_better: true, goal: "info" },
+      { name: "4 KiB random read latency p50, QD1", value: lat.ours.read.p50, unit: "µs", peer: peerName, peer_value: lat.peer.read.p50, higher_is_better: false, goal: "info" },
+      { name: "4 KiB random read latency p99, QD1", value: lat.ours.read.p99, unit: "µs", peer: peerName, peer_value: lat.peer.read.p99, higher_is_better: false, goal: "info" },
+    ];
+  } finally {
+    ours.kill(15);
+    peer.kill(15);
+    await Promise.all([ours.exited, peer.exited]);
+  }
+}
+
+async function sustainedWrite(): Promise<BenchResult[]> {
+  const servers = await Promise.all(Array.from({ length: 6 }, () => ZdbProcess.start({ namespace: "vdisk", fsync: "everysec" })));
+  try {
+    const config = join(work, "zstore.yaml");
+    const groups = [0, 1, 2].map((g) => `  - name: dc${g}\n    backends:\n${[0, 1].map((i) => `      - ${servers[g * 2 + i].url("vdisk")}\n`).join("")}`);
+    writeFileSync(config, `k: 4\nm: 2\nsurvive_group_loss: 1\ngroups:\n${groups.join("")}`);
+    const storeArgs = ["--store", `zstore://${config}`, "--catalog", `dir://${join(work, "ec-catalog")}`];
+    await zvdisk(storeArgs, "create", "ec", "--size", "4G");
+    const sock = join(work, "ec.sock");
+    const ours = await startZvdisk(storeArgs, "ec", sock, 256);
+    try {
+      // end_fsync: the run ends with a FLUSH, so the figure counts data that reached the store.
+      const r = await fio(`nbd+unix:///ec?socket=${sock}`, ["--rw=write", "--bs=1M", "--iodepth=8", "--size=2G", "--refill_buffers", "--end_fsync=1"]);
+      return [{ name: "sustained 1 MiB write into EC store (k=4 m=2, 6 local zdb), 2 GiB + flush", value: r.write.bw / 1e6, unit: "MB/s", higher_is_better: true, goal: ">= 250 MB/s" }];
+    } finally {
+      ours.kill(15);
+      await ours.exited;
+    }
+  } finally {
+    await Promise.all(servers.map((z) => z.destroy()));
+  }
+}
+
+try {
+  const results = [...(await hotData()), ...(await sustainedWrite())];
+  report("vdisk", results);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
