@@ -1,5 +1,5 @@
-// The public entry of store/: the block-store interface, backends by URL, rfs routing and block
-// encoding. Other parts import from here only.
+// The public entry of store/: the block-store interface, backends by URL, rfs routing, block
+// encoding, the erasure-coded store with its config, repair and status. Other parts import from here only.
 export * from "./types.ts";
 export { openBackend, openStore } from "./open.ts";
 export { parseBackendUrl, redactUrl, type BackendSpec } from "./backends/url.ts";

@@ -15,6 +15,16 @@ export interface OpPolicy {
 
 export const defaultPolicy: OpPolicy = { timeoutMs: 10_000, retries: 2, retryDelayMs: 50 };
 
+/**
+ * "unavailable" that a retry cannot fix yet: the backend failed to connect moments ago and is
+ * resting (see ZdbBackend), so callers move on to another backend at once instead of waiting.
+ */
+export class BackendResting extends StoreError {
+  constructor(message: string, context: { backend?: string; id?: string }) {
+    super("unavailable", message, context);
+  }
+}
+
 export interface OpContext {
   backend: string;
   id?: string;
@@ -76,7 +86,7 @@ export async function runOp<T>(
       } catch (err) {
         if (signal.aborted) throw abortError(ctx, signal, timedOut, timeoutMs);
         const e = asStoreError(err, ctx);
-        if (e.code !== "unavailable" || n >= policy.retries) throw e;
+        if (e.code !== "unavailable" || err instanceof BackendResting || n >= policy.retries) throw e;
         await Promise.race([Bun.sleep(policy.retryDelayMs * 2 ** n), aborted]);
       }
     }

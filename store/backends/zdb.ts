@@ -1,10 +1,12 @@
 // A 0-db namespace as a block backend, as rfs uses it: the raw 32-byte id is the key, GET reads,
 // SET writes (overwriting, so repair can replace a corrupt shard), DEL deletes, EXISTS answers has.
 // The connection is made on first use and remade after it breaks, so a backend that is down when
-// the store opens, or restarts later, costs failed operations, not a broken store.
+// the store opens, or restarts later, costs failed operations, not a broken store. After a failed
+// connect the backend rests (250 ms, doubling to 5 s) and fails operations at once meanwhile, so a
+// dead datacenter does not make every read wait for connect attempts and retries.
 import { ZdbClient, type ZdbAddress } from "../zdb/client.ts";
 import { StoreError, hex, type BlockId, type OpOptions } from "../types.ts";
-import { runOp, type OpPolicy } from "../ops.ts";
+import { BackendResting, runOp, type OpPolicy } from "../ops.ts";
 import { checkId, type ScannableBackend } from "./backend.ts";
 import type { BackendSpec } from "./url.ts";
 
@@ -16,6 +18,8 @@ export class ZdbBackend implements ScannableBackend {
   private readonly policy: OpPolicy;
   private connecting: Promise<ZdbClient> | null = null;
   private closed = false;
+  private restingUntil = 0;
+  private restMs = 0;
 
   constructor(private readonly spec: ZdbSpec) {
     this.url = spec.url;
@@ -44,11 +48,20 @@ export class ZdbBackend implements ScannableBackend {
   private client(timeoutMs: number): Promise<ZdbClient> {
     if (this.closed) return Promise.reject(new StoreError("unavailable", "backend is closed", { backend: this.url }));
     if (!this.connecting) {
+      const wait = this.restingUntil - Date.now();
+      if (wait > 0) return Promise.reject(new BackendResting(`backend failed to connect; next attempt in ${wait} ms`, { backend: this.url }));
       const attempt = this.connect(timeoutMs);
       this.connecting = attempt;
-      attempt.catch(() => {
-        if (this.connecting === attempt) this.connecting = null;
-      });
+      attempt.then(
+        () => {
+          this.restMs = 0;
+        },
+        () => {
+          if (this.connecting === attempt) this.connecting = null;
+          this.restMs = Math.min(Math.max(this.restMs * 2, 250), 5000);
+          this.restingUntil = Date.now() + this.restMs;
+        },
+      );
     }
     return this.connecting;
   }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { openBackend, openStore, putBlock, getBlock, isScannable, ErasureStore, StoreError, hex } from "../../store/index.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
+import { BackendResting } from "../../store/ops.ts";
 import { ZdbProcess } from "./cluster.ts";
 
 const started: ZdbProcess[] = [];
@@ -106,8 +107,13 @@ describe("zdb backend", () => {
     await store.put(a, new Uint8Array([9]));
     await z.kill();
     expect((await store.get(a).catch((e) => e)).code).toBe("unavailable");
+    // Now connects fail, and after one failed connect the backend rests instead of dialing again.
+    expect((await store.get(a).catch((e) => e)).code).toBe("unavailable");
+    const resting = await store.get(a).catch((e) => e);
+    expect(resting).toBeInstanceOf(BackendResting);
     const back = await ZdbProcess.start({ dataDir: z.dataDir, port: z.port });
     started.push(back);
+    await Bun.sleep(300); // past the first rest period
     expect(Array.from((await store.get(a))!)).toEqual([9]);
     await store.close();
   });
