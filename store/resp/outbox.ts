@@ -3,6 +3,8 @@
 // so the writer can be reused at once.
 import { RespWriter } from "./writer.ts";
 
+const DETACH_THRESHOLD = 64 * 1024;
+
 export class Outbox {
   readonly writer: RespWriter;
   private backlog: Buffer[] = [];
@@ -10,7 +12,7 @@ export class Outbox {
 
   constructor(
     private readonly write: (data: Uint8Array) => number,
-    private readonly initialSize = 16 * 1024,
+    initialSize = 16 * 1024,
   ) {
     this.writer = new RespWriter(initialSize);
   }
@@ -22,12 +24,19 @@ export class Outbox {
       if (this.backlog.length === 0) {
         const view = w.view();
         const n = Math.max(this.write(view), 0);
-        if (n < view.length) this.keep(Buffer.from(view.subarray(n)));
+        if (n < view.length) {
+          // A large remainder (a big value) is handed over as is and the writer gets a fresh
+          // buffer; copying it would cost more than the allocation.
+          if (view.length - n >= DETACH_THRESHOLD) {
+            this.keep(view.subarray(n));
+            w.detach();
+          } else this.keep(Buffer.from(view.subarray(n)));
+        }
       } else {
         this.keep(Buffer.from(w.view()));
       }
       w.reset();
-      w.shrink(4 * 1024 * 1024, this.initialSize);
+      w.shrink(4 * 1024 * 1024);
     }
     return this.drain();
   }

@@ -9,7 +9,7 @@ export class RespWriter {
   buf: Buffer;
   length = 0;
 
-  constructor(initialSize = 64 * 1024) {
+  constructor(private readonly initialSize = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialSize);
   }
 
@@ -17,8 +17,8 @@ export class RespWriter {
   ensure(n: number): void {
     const need = this.length + n;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
+    // Grow to what is needed (a big value gets a buffer its size), at least doubling.
+    const size = Math.max(need, this.buf.length * 2);
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.length);
     this.buf = next;
@@ -29,13 +29,19 @@ export class RespWriter {
     return this.buf.subarray(0, this.length);
   }
 
+  /** Gives up the current buffer (someone else keeps a view of it) and starts a fresh one. */
+  detach(): void {
+    this.buf = Buffer.allocUnsafe(this.initialSize);
+    this.length = 0;
+  }
+
   reset(): void {
     this.length = 0;
   }
 
   /** Drops the buffer back to its initial size after a burst of large values. */
-  shrink(maxIdle: number, initialSize = 64 * 1024): void {
-    if (this.length === 0 && this.buf.length > maxIdle) this.buf = Buffer.allocUnsafe(initialSize);
+  shrink(maxIdle: number): void {
+    if (this.length === 0 && this.buf.length > maxIdle) this.buf = Buffer.allocUnsafe(this.initialSize);
   }
 
   private ascii(s: string): void {

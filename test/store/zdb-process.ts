@@ -61,9 +61,13 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Runs redis-cli against port with the given arguments; returns its stdout (raw mode off). */
+/**
+ * Runs redis-cli against port; returns its stdout. Output is redis-cli's human format (--no-raw:
+ * "(error) ...", quoted strings, "(nil)", "(integer) n") unless args ask for --raw.
+ */
 export async function redisCli(port: number, args: string[], stdin?: Uint8Array): Promise<string> {
-  const p = Bun.spawn(["redis-cli", "-p", String(port), ...args], {
+  const mode = args.includes("--raw") ? [] : ["--no-raw"];
+  const p = Bun.spawn(["redis-cli", "-p", String(port), ...mode, ...args], {
     stdin: stdin ?? "ignore",
     stdout: "pipe",
     stderr: "pipe",
