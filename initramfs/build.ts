@@ -68,12 +68,14 @@ export interface BuildOptions {
   compression?: Compression;
   level?: number;
   output?: string;
+  /** Scratch directory (default build/initramfs or build/floor). */
+  workDir?: string;
 }
 
 export async function buildInitramfs(opts: BuildOptions = {}): Promise<{ result: BuildResult; tree: ImageTree }> {
   const compression = opts.compression ?? "zstd";
   const level = opts.level ?? (compression === "zstd" ? 19 : 9);
-  const work = join(ROOT, "build", opts.floor ? "floor" : "initramfs");
+  const work = opts.workDir ?? join(ROOT, "build", opts.floor ? "floor" : "initramfs");
   const output = resolve(opts.output ?? (opts.floor ? join(work, `initramfs.cpio.${compression === "zstd" ? "zst" : "xz"}`) : join(ROOT, "out", "initramfs.cpio.zst")));
   mkdirSync(work, { recursive: true });
   mkdirSync(dirname(output), { recursive: true });
