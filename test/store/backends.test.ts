@@ -55,6 +55,7 @@ describe("backend URLs", () => {
     expect(parseBackendUrl("zdb:///run/zdb.sock")).toMatchObject({ address: { socket: "/run/zdb.sock" }, namespace: "default" });
     expect(parseBackendUrl("zdb:///run/zdb.sock?namespace=blocks&password=pw")).toMatchObject({ namespace: "blocks", password: "pw" });
     expect(parseBackendUrl("https://hub.grid.tf/blocks/?retries=0")).toMatchObject({ kind: "http", base: "https://hub.grid.tf/blocks", policy: { retries: 0 } });
+    expect(parseBackendUrl("zstore:///etc/zstore.yaml")).toMatchObject({ kind: "zstore", configPath: "/etc/zstore.yaml" });
   });
 
   test("never shows a password", () => {
@@ -70,6 +71,7 @@ describe("backend URLs", () => {
       ["zdb://h/a/b", "single namespace"],
       ["dir:///x?timeout=-1", "timeout"],
       ["dir:///x?tiemout=5", "tiemout"],
+      ["zstore://host/etc/z.yaml", "absolute path"],
     ] as const) {
       let caught: unknown;
       try {

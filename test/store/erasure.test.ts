@@ -284,6 +284,7 @@ describe("config", () => {
       [{ ...good, repair: { interval: "often" } }, "repair.interval: must be a duration"],
       [{ ...good, write_quorum: 3 }, "write_quorum: must be an integer from 4 to 6"],
       [{ ...good, groups: [{ backends: ["dir:///a", "dir:///a"] }] }, "groups[0].backends[1]: backend dir:///a is listed twice"],
+      [{ ...good, groups: [{ backends: ["zstore:///etc/other.yaml"] }] }, "groups[0].backends[0]: a member of an erasure-coded set must be"],
     ];
     for (const [doc, message] of cases) {
       let caught: unknown;
