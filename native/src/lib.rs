@@ -1,15 +1,18 @@
 //! Zero-OS native addon (N-API): erasure coding and hashing for the TypeScript userland.
 //! The only caller is native/index.ts, which gives every export its typed signature.
-pub mod crc32c;
+mod crc32c;
 mod hash;
 pub mod rs;
 mod rs_napi;
-pub mod napi;
+mod napi;
 mod snappy;
 
 use napi::{napi_env, napi_value, Env};
 
 /// Called by the host when the addon is loaded: puts every function on `exports`.
+///
+/// # Safety
+/// Only the N-API host calls this, with a live `env` and the module's `exports` object.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     napi::guard(env, |env: &Env| {
