@@ -19,7 +19,8 @@ function isZero(b: Uint8Array): boolean {
 
 function refAt(buf: Uint8Array, i: number): BlockRef | null {
   const e = buf.subarray(i * ENTRY, (i + 1) * ENTRY);
-  return isZero(e) ? null : { id: e.slice(0, 32), key: e.slice(32, 64) };
+  // Copies: the page changes under later set() calls, and a returned ref must not.
+  return isZero(e) ? null : { id: new Uint8Array(e.subarray(0, 32)), key: new Uint8Array(e.subarray(32, 64)) };
 }
 
 function setRef(buf: Uint8Array, i: number, ref: BlockRef | null): void {

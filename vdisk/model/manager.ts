@@ -14,6 +14,7 @@ import { VdiskError } from "./errors.ts";
 import { checkName, decodeRecord, encodeRecord, recordKey, toHex, type VdiskRecord } from "./record.ts";
 import { ReadWriteLock } from "./concurrency.ts";
 import { Vdisk, type VdiskOptions } from "./vdisk.ts";
+import { EncoderPool } from "./encoder-pool.ts";
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 const MAX_SIZE = 64 * 2 ** 40; // 64 TiB keeps the map root under the store's 64 MiB block limit
@@ -45,6 +46,7 @@ export class VdiskManager {
   private readonly opts: VdiskOptions;
   private readonly open = new Map<string, Vdisk>();
   private readonly reclaimLock = new ReadWriteLock();
+  private readonly encoder = new EncoderPool();
 
   constructor(o: VdiskManagerOptions) {
     this.store = o.store;
@@ -111,7 +113,7 @@ export class VdiskManager {
     const r = await this.must(name);
     const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
     const readOnly = r.kind === "snapshot" || (opts.readOnly ?? false);
-    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), this.opts, readOnly);
+    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plain) => this.encoder.encode(plain), this.opts, readOnly);
     this.open.set(name, v);
     return v;
   }
@@ -220,5 +222,6 @@ export class VdiskManager {
   /** Flushes and closes every open vdisk. */
   async close(): Promise<void> {
     for (const name of [...this.open.keys()]) await this.closeVdisk(name);
+    this.encoder.close();
   }
 }

@@ -11,7 +11,7 @@
 // Whole-block zeroes and trims are map edits (the block becomes a hole, nothing is stored);
 // all-zero blocks found at flush become holes too. Identical blocks get the same id, so they are
 // stored once (dedup).
-import { getBlock, putBlock, type BlockBackend, type BlockRef } from "../../store/index.ts";
+import { getBlock, type BlockBackend, type BlockRef, type EncodedBlock } from "../../store/index.ts";
 import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "../nbd/export.ts";
 import { NbdError } from "../nbd/errors.ts";
 import { EIO, ENOTSUP } from "../nbd/protocol.ts";
@@ -65,6 +65,8 @@ export class Vdisk implements BlockExport {
     private readonly catalog: Catalog,
     private readonly reclaimLock: ReadWriteLock,
     private readonly recordGarbage: (refs: BlockRef[]) => Promise<void>,
+    /** Encodes a block (store/chunk.ts) off the serving thread; takes ownership of the buffer. */
+    private readonly encode: (plain: Uint8Array) => Promise<EncodedBlock>,
     private readonly opts: VdiskOptions,
     readonly readOnly: boolean,
   ) {
@@ -328,8 +330,13 @@ export class Vdisk implements BlockExport {
     const released: BlockRef[] = [];
     await forEachLimited(work, this.opts.putConcurrency, async ([block, e]) => {
       const version = e.version;
-      // putBlock encodes before its first await, so what is stored is the block as of `version`.
-      const ref = isAllZero(e.data) ? null : await putBlock(this.store, e.data);
+      let ref: BlockRef | null = null;
+      if (!isAllZero(e.data)) {
+        // The copy is the block as of `version`; later writes go to e.data and bump the version.
+        const block = await this.encode(new Uint8Array(e.data));
+        await this.store.put(block.id, block.data);
+        ref = { id: block.id, key: block.key };
+      }
       if (this.cacheMap.get(block) !== e) return; // zeroed meanwhile: the map already says hole
       const old = this.map.set(block, ref);
       if (old) released.push(old);
