@@ -90,7 +90,7 @@ interface ActiveFile {
 const SETTINGS_FILE = "namespace.json";
 const defaultSettings: NamespaceSettings = { password: null, public: true, maxsize: 0, mode: "user", worm: false };
 /** Compaction gives the event loop back after copying this many bytes, so reads keep flowing. */
-const COMPACTION_SLICE = 2 * 1024 * 1024;
+const COMPACTION_SLICE = 1024 * 1024;
 
 function now(): number {
   return Math.floor(Date.now() / 1000);
