@@ -5,6 +5,8 @@ import { Flist } from "./flist.ts";
 import { summarize, treeLines } from "./inspect.ts";
 import { pack, type PackProgress } from "./pack.ts";
 import { unpack } from "./unpack.ts";
+import { DEFAULT_CACHE_BYTES, mountFlist } from "./index.ts";
+import { readSeed, signFlist, verifyFlist } from "./sign.ts";
 
 const usage = `usage: zflist <command> ...
   pack DIR -o x.fl -s [xx-xx=]URL... [--keep-password] [--tag k=v]...
@@ -157,6 +159,43 @@ async function main(argv: string[]): Promise<number> {
       } finally {
         flist.close();
       }
+      return 0;
+    }
+    case "sign": {
+      const [file] = need(p, 1, "x.fl");
+      const pub = signFlist(file, readSeed(one(p, "--key")!));
+      console.log(`signed; public key ${pub}`);
+      return 0;
+    }
+    case "verify": {
+      const [file] = need(p, 1, "x.fl");
+      const flist = Flist.open(file);
+      try {
+        verifyFlist(flist, one(p, "--trusted-key")!);
+      } finally {
+        flist.close();
+      }
+      console.log("signature ok");
+      return 0;
+    }
+    case "mount": {
+      const [file, mountpoint] = need(p, 2, "x.fl MOUNTPOINT");
+      const timeout = one(p, "--timeout", false);
+      const m = await mountFlist({
+        flist: file,
+        mountpoint,
+        cacheDir: one(p, "--cache")!,
+        cacheBytes: parseSize(one(p, "--cache-size", false) ?? String(DEFAULT_CACHE_BYTES)),
+        stores: p.flags.get("-s"),
+        trustedKey: one(p, "--trusted-key", false),
+        timeoutMs: timeout === undefined ? undefined : Number(timeout),
+      });
+      console.error(`zflist: ${file} mounted on ${mountpoint}`);
+      const stop = () => void m.unmount();
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+      await m.closed;
+      console.error(`zflist: ${mountpoint} unmounted`);
       return 0;
     }
     default:

@@ -32,6 +32,8 @@ export interface PackOptions {
 }
 
 export const FLIST_VERSION = "1";
+/** Packing is a batch job: a store slowed by other load should delay it, not fail it. */
+const PACK_OP_TIMEOUT_MS = 120_000;
 
 function sec(ns: bigint): number {
   return Number(ns / 1_000_000_000n);
@@ -76,8 +78,8 @@ class Uploader {
     if (this.sent.has(name)) return;
     this.sent.add(name);
     const p = (async () => {
-      if (await this.store.has(block.id)) return;
-      await this.store.put(block.id, block.data);
+      if (await this.store.has(block.id, { timeoutMs: PACK_OP_TIMEOUT_MS })) return;
+      await this.store.put(block.id, block.data, { timeoutMs: PACK_OP_TIMEOUT_MS });
       this.progress.uploaded++;
     })().then(
       () => void this.inFlight.delete(p),

@@ -1,0 +1,264 @@
+// The read-only filesystem an flist describes, as answers to FUSE requests.
+// Node ids are flist inode numbers (the root is 1 in both), so nothing per-node is kept for the kernel:
+// FORGET needs no bookkeeping. Everything is immutable, so entries, attributes, file pages, symlinks
+// and directory listings are cached by the kernel for a year.
+import { BLOCK_SIZE, Flist, ROOT_INO, S_IFMT, S_IFDIR, S_IFREG, type BlockRow, type Inode } from "./flist.ts";
+import type { BlockFetcher } from "./blocks.ts";
+import { ATTR_OUT, ENTRY_OUT, Errno, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, OUT_HEADER, Op, WRITE_OPS, direntSize, getU64, putAttr, putEntry, setU64, type Attr } from "./fuse/proto.ts";
+import { replyBuffer, type FuseHandler, type Reply, type Request } from "./fuse/session.ts";
+
+const TTL_SECS = 365 * 24 * 3600;
+const O_ACCMODE = 3;
+const W_OK = 2;
+const BLKSIZE = 65536;
+
+interface Dir {
+  list: Inode[];
+  byName: Map<string, Inode>;
+}
+
+interface OpenFile {
+  node: Inode;
+  blocks: BlockRow[];
+  /** Where a sequential reader's next read starts; a read there triggers read-ahead. */
+  nextOffset: number;
+}
+
+/** A Map used as an LRU cache with a bound on entries. */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly max: number) {}
+  get(k: K): V | undefined {
+    const v = this.map.get(k);
+    if (v !== undefined) {
+      this.map.delete(k);
+      this.map.set(k, v);
+    }
+    return v;
+  }
+  set(k: K, v: V): void {
+    this.map.delete(k);
+    this.map.set(k, v);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
+  }
+}
+
+function toAttr(n: Inode): Attr {
+  return { ino: n.ino, size: n.size, mtime: n.mtime, ctime: n.ctime, mode: n.mode, nlink: 1, uid: n.uid, gid: n.gid, rdev: n.rdev, blksize: BLKSIZE };
+}
+
+function cstring(body: DataView, off = 0): string {
+  const bytes = new Uint8Array(body.buffer, body.byteOffset + off, body.byteLength - off);
+  const end = bytes.indexOf(0);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, end < 0 ? bytes.length : end).toString("utf8");
+}
+
+export interface FlistFsOptions {
+  /** Blocks fetched ahead of a sequential reader. */
+  readAheadBlocks?: number;
+}
+
+export class FlistFs implements FuseHandler {
+  private readonly dirs = new Lru<number, Dir>(4096);
+  private readonly inodes = new Lru<number, Inode>(200_000);
+  private readonly files = new Map<number, OpenFile>();
+  private nextFh = 1;
+  private readonly readAhead: number;
+  private readonly totals: { bytes: number; entries: number };
+
+  constructor(
+    readonly flist: Flist,
+    readonly fetcher: BlockFetcher,
+    opts: FlistFsOptions = {},
+  ) {
+    this.readAhead = opts.readAheadBlocks ?? 8;
+    const t = flist.db.query(`SELECT count(*) AS n, coalesce(sum(CASE WHEN (mode & ${S_IFMT}) = ${S_IFREG} THEN size ELSE 0 END), 0) AS b FROM inode`).get() as { n: number; b: number };
+    this.totals = { bytes: Number(t.b), entries: Number(t.n) };
+  }
+
+  private node(ino: number): Inode | null {
+    let n = this.inodes.get(ino);
+    if (!n) {
+      n = this.flist.inode(ino) ?? undefined;
+      if (n) this.inodes.set(ino, n);
+    }
+    return n ?? null;
+  }
+
+  private dir(ino: number): Dir | null {
+    let d = this.dirs.get(ino);
+    if (d) return d;
+    const n = this.node(ino);
+    if (!n || (n.mode & S_IFMT) !== S_IFDIR) return null;
+    const list = this.flist.children(ino);
+    d = { list, byName: new Map(list.map((c) => [c.name, c])) };
+    for (const c of list) this.inodes.set(c.ino, c);
+    this.dirs.set(ino, d);
+    return d;
+  }
+
+  handle(req: Request): Reply | Promise<Reply> {
+    const { h, body } = req;
+    switch (h.opcode) {
+      case Op.LOOKUP: {
+        const d = this.dir(h.nodeid);
+        if (!d) return this.node(h.nodeid) ? Errno.ENOTDIR : Errno.ENOENT;
+        const child = d.byName.get(cstring(body));
+        const out = replyBuffer(ENTRY_OUT);
+        // A miss is answered as a cacheable negative entry (node id 0): the tree never changes.
+        putEntry(new DataView(out.buffer, out.byteOffset + OUT_HEADER), 0, child ? toAttr(child) : null, TTL_SECS);
+        return out;
+      }
+      case Op.FORGET:
+      case Op.BATCH_FORGET:
+        return null;
+      case Op.GETATTR: {
+        const n = this.node(h.nodeid);
+        if (!n) return Errno.ENOENT;
+        const out = replyBuffer(ATTR_OUT);
+        const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
+        setU64(dv, 0, TTL_SECS);
+        putAttr(dv, 16, toAttr(n));
+        return out;
+      }
+      case Op.READLINK: {
+        const target = this.flist.target(h.nodeid);
+        if (!target) return Errno.EINVAL;
+        const out = replyBuffer(target.length);
+        out.set(target, OUT_HEADER);
+        return out;
+      }
+      case Op.OPEN:
+        return this.open(h.nodeid, body.getUint32(0, true));
+      case Op.READ:
+        return this.read(getU64(body, 0), getU64(body, 8), body.getUint32(16, true), req.signal);
+      case Op.RELEASE:
+        this.files.delete(getU64(body, 0));
+        return replyBuffer(0);
+      case Op.OPENDIR: {
+        if (!this.dir(h.nodeid)) return Errno.ENOTDIR;
+        return this.openReply(0, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR);
+      }
+      case Op.READDIR:
+      case Op.READDIRPLUS:
+        return this.readdir(h.nodeid, getU64(body, 8), body.getUint32(16, true), h.opcode === Op.READDIRPLUS);
+      case Op.RELEASEDIR:
+      case Op.FLUSH:
+      case Op.FSYNC:
+      case Op.FSYNCDIR:
+        return replyBuffer(0);
+      case Op.STATFS:
+        return this.statfs();
+      case Op.GETXATTR:
+        return Errno.ENODATA; // flists record no extended attributes
+      case Op.LISTXATTR: {
+        const size = body.getUint32(0, true);
+        if (size !== 0) return replyBuffer(0);
+        return replyBuffer(8); // fuse_getxattr_out { size: 0 }
+      }
+      case Op.ACCESS:
+        return body.getUint32(0, true) & W_OK ? Errno.EROFS : replyBuffer(0);
+      default:
+        return WRITE_OPS.has(h.opcode) ? Errno.EROFS : Errno.ENOSYS;
+    }
+  }
+
+  private openReply(fh: number, flags: number): Buffer {
+    const out = replyBuffer(16);
+    const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
+    setU64(dv, 0, fh);
+    dv.setUint32(8, flags, true);
+    return out;
+  }
+
+  private open(ino: number, flags: number): Reply {
+    if ((flags & O_ACCMODE) !== 0) return Errno.EROFS;
+    const node = this.node(ino);
+    if (!node) return Errno.ENOENT;
+    if ((node.mode & S_IFMT) !== S_IFREG) return Errno.EINVAL;
+    const fh = this.nextFh++;
+    this.files.set(fh, { node, blocks: this.flist.blocks(ino), nextOffset: 0 });
+    return this.openReply(fh, FOPEN_KEEP_CACHE);
+  }
+
+  private read(fh: number, offset: number, size: number, signal: AbortSignal): Reply | Promise<Reply> {
+    const f = this.files.get(fh);
+    if (!f) return Errno.EBADF;
+    const end = Math.min(offset + size, f.node.size);
+    if (offset >= end) return replyBuffer(0);
+    const first = Math.floor(offset / BLOCK_SIZE);
+    const last = Math.floor((end - 1) / BLOCK_SIZE);
+    const sequential = offset === f.nextOffset;
+    f.nextOffset = end;
+    if (sequential) {
+      for (let i = last + 1; i <= last + this.readAhead && i < f.blocks.length; i++) this.fetcher.prefetch(f.blocks[i]);
+    }
+    const out = replyBuffer(end - offset);
+    const copy = (i: number, data: Uint8Array) => {
+      const blockStart = i * BLOCK_SIZE;
+      const from = Math.max(offset, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + data.length) - blockStart;
+      out.set(data.subarray(from, to), OUT_HEADER + blockStart + from - offset);
+    };
+    const expected = (i: number) => Math.min(BLOCK_SIZE, f.node.size - i * BLOCK_SIZE);
+    let missing: number[] | null = null;
+    for (let i = first; i <= last; i++) {
+      const ref = f.blocks[i];
+      if (!ref) {
+        console.error(`zflist: inode ${f.node.ino}: ${f.node.size}-byte file has only ${f.blocks.length} blocks`);
+        return Errno.EIO;
+      }
+      const data = this.fetcher.local(ref);
+      if (data && data.length === expected(i)) copy(i, data);
+      else (missing ??= []).push(i);
+    }
+    if (!missing) return out;
+    const need = missing;
+    return Promise.all(need.map((i) => this.fetcher.get(f.blocks[i], expected(i), signal))).then((datas) => {
+      datas.forEach((d, k) => copy(need[k], d));
+      return out;
+    });
+  }
+
+  private readdir(ino: number, offset: number, size: number, plus: boolean): Reply {
+    const d = this.dir(ino);
+    if (!d) return Errno.ENOTDIR;
+    const self = this.node(ino)!;
+    const parent = ino === ROOT_INO ? self : (this.node(self.parent) ?? self);
+    const out = Buffer.alloc(OUT_HEADER + size);
+    const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER, size);
+    let pos = 0;
+    for (let i = offset; i < d.list.length + 2; i++) {
+      const dot = i < 2;
+      const n = i === 0 ? self : i === 1 ? parent : d.list[i - 2];
+      const name = i === 0 ? "." : i === 1 ? ".." : n.name;
+      const nameLen = Buffer.byteLength(name);
+      const len = direntSize(nameLen, plus);
+      if (pos + len > size) break;
+      let at = pos;
+      if (plus) {
+        // "." and ".." carry no entry: the kernel skips them, and a node id 0 says "no attributes".
+        putEntry(dv, at, dot ? null : toAttr(n), TTL_SECS);
+        at += ENTRY_OUT;
+      }
+      setU64(dv, at, n.ino);
+      setU64(dv, at + 8, i + 1);
+      dv.setUint32(at + 16, nameLen, true);
+      dv.setUint32(at + 20, (n.mode & S_IFMT) >> 12, true);
+      out.write(name, OUT_HEADER + at + 24, "utf8");
+      pos += len;
+    }
+    return out.subarray(0, OUT_HEADER + pos);
+  }
+
+  private statfs(): Reply {
+    const out = replyBuffer(80);
+    const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
+    setU64(dv, 0, Math.ceil(this.totals.bytes / 4096));
+    setU64(dv, 24, this.totals.entries);
+    dv.setUint32(40, 4096, true); // bsize
+    dv.setUint32(44, 255, true); // namelen
+    dv.setUint32(48, 4096, true); // frsize
+    return out;
+  }
+}

@@ -1,0 +1,303 @@
+// One FUSE mount: /dev/fuse opened and mounted with mount(2), INIT negotiated, reader threads started,
+// and requests dispatched to a handler whose replies are written back on the fd they came from.
+// Handlers may answer asynchronously; many requests are in flight at once and INTERRUPT aborts one.
+import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync } from "node:fs";
+import { FlistError } from "../errors.ts";
+import { LibcError, MNT_DETACH, fuseClone, mount, umount2 } from "../libc.ts";
+import { Errno, IN_HEADER, Init, KERNEL_VERSION, OUR_MINOR, OUT_HEADER, Op, parseInHeader, type InHeader } from "./proto.ts";
+
+/**
+ * A handler's answer: a buffer whose first OUT_HEADER bytes are left for the reply header (so large
+ * reads are not copied again), a positive errno, or null for requests that take no reply.
+ */
+export type Reply = Buffer | number | null;
+
+export interface Request {
+  h: InHeader;
+  /** The request body after fuse_in_header. */
+  body: DataView;
+  /** Aborted when the kernel interrupts the request. */
+  signal: AbortSignal;
+}
+
+export interface FuseHandler {
+  handle(req: Request): Reply | Promise<Reply>;
+  /** Called once, after INIT, with what was negotiated. */
+  init?(conn: Negotiated): void;
+}
+
+export interface Negotiated {
+  minor: number;
+  flags: number;
+  maxPages: number;
+  readdirplus: boolean;
+}
+
+export interface SessionOptions {
+  mountpoint: string;
+  /** st_mode of the root directory (type bits included). */
+  rootMode: number;
+  /** Shown as the mount source in /proc/mounts. */
+  fsname?: string;
+  /** Reader threads (each on its own cloned fd). */
+  readers?: number;
+  allowOther?: boolean;
+  /** Extra mount(2) flags (MS_RDONLY is always set). */
+  mountFlags?: number;
+  /** Bytes the kernel may read ahead per file; written to the mount's bdi. */
+  readAheadKb?: number;
+}
+
+const MS_RDONLY = 1;
+const MAX_PAGES = 256; // 1 MiB requests
+
+/** Kernel-side constants of an init reply. */
+const MAX_BACKGROUND = 64;
+const CONGESTION_THRESHOLD = 48;
+
+/** Buffer with OUT_HEADER bytes of headroom for a reply of n payload bytes. */
+export function replyBuffer(n: number): Buffer {
+  return Buffer.alloc(OUT_HEADER + n);
+}
+
+function isEnotconn(path: string): boolean {
+  try {
+    statSync(path);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ENOTCONN";
+  }
+}
+
+/**
+ * A mount whose daemon died (killed, crashed) answers every access with ENOTCONN and blocks reuse of
+ * its mount point; it is detached so the next mount works.
+ */
+export function clearDeadMount(path: string): boolean {
+  if (!isEnotconn(path)) return false;
+  umount2(path, MNT_DETACH);
+  return true;
+}
+
+export class FuseSession {
+  readonly fds: number[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<bigint, AbortController>();
+  private openReaders = 0;
+  private unmounted = false;
+  private resolveClosed!: () => void;
+  /** Settles when every reader has stopped (unmounted, or the connection aborted). */
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  negotiated: Negotiated | null = null;
+  /** The mount point's canonical path, resolved before mounting (resolving it after would call into us). */
+  private target = "";
+  private initDone!: (err?: Error) => void;
+  private readonly initialized = new Promise<void>((resolve, reject) => (this.initDone = (err) => (err ? reject(err) : resolve())));
+
+  private constructor(
+    readonly opts: SessionOptions,
+    private readonly handler: FuseHandler,
+  ) {}
+
+  static async mount(handler: FuseHandler, opts: SessionOptions): Promise<FuseSession> {
+    const s = new FuseSession(opts, handler);
+    try {
+      clearDeadMount(opts.mountpoint);
+    } catch (err) {
+      throw new FlistError("mount", `cannot detach the dead mount at ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
+    }
+    try {
+      s.target = realpathSync(opts.mountpoint);
+    } catch (err) {
+      throw new FlistError("mount", `mount point ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
+    }
+    const fd = openSync("/dev/fuse", "r+");
+    s.fds.push(fd);
+    const data = [`fd=${fd}`, `rootmode=${opts.rootMode.toString(8)}`, "user_id=0", "group_id=0", "default_permissions"];
+    if (opts.allowOther ?? true) data.push("allow_other");
+    try {
+      mount(opts.fsname ?? "zflist", opts.mountpoint, "fuse.zflist", MS_RDONLY | (opts.mountFlags ?? 0), data.join(","));
+    } catch (err) {
+      closeSync(fd);
+      throw new FlistError("mount", `cannot mount ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
+    }
+    try {
+      for (let i = 1; i < (opts.readers ?? 4); i++) {
+        const clone = openSync("/dev/fuse", "r+");
+        s.fds.push(clone);
+        fuseClone(clone, fd);
+      }
+      for (const f of s.fds) s.startReader(f);
+      await s.initialized;
+    } catch (err) {
+      s.unmount();
+      throw err instanceof FlistError ? err : new FlistError("mount", `FUSE session setup failed: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
+    }
+    s.tuneReadAhead();
+    return s;
+  }
+
+  private startReader(fd: number): void {
+    const w = new Worker(new URL("./reader.ts", import.meta.url).href);
+    this.workers.push(w);
+    this.openReaders++;
+    w.onmessage = (e: MessageEvent<Uint8Array | { closed: string }>) => {
+      if (e.data instanceof Uint8Array) this.dispatch(fd, e.data);
+      else this.readerStopped(e.data.closed);
+    };
+    w.onerror = (e) => this.readerStopped(String(e.message));
+    w.postMessage({ fd });
+  }
+
+  private readerStopped(why: string): void {
+    if (--this.openReaders > 0) return;
+    this.initDone(new FlistError("mount", `FUSE connection closed before INIT (${why})`, { path: this.opts.mountpoint }));
+    for (const w of this.workers) w.terminate();
+    for (const f of this.fds) {
+      try {
+        closeSync(f);
+      } catch {}
+    }
+    this.fds.length = 0;
+    this.resolveClosed();
+  }
+
+  /**
+   * Raises the kernel's read-ahead for this mount (its backing_dev_info), best effort. The device
+   * number comes from mountinfo: stat'ing our own mount from this thread would wait for a reply only
+   * this thread can send.
+   */
+  private tuneReadAhead(): void {
+    if (!this.opts.readAheadKb) return;
+    try {
+      const target = this.target;
+      const line = readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .findLast((l) => l.split(" ")[4] === target && l.includes(" - fuse.zflist "));
+      if (line) writeFileSync(`/sys/class/bdi/${line.split(" ")[2]}/read_ahead_kb`, String(this.opts.readAheadKb));
+    } catch {
+      // Defaults still work, only slower.
+    }
+  }
+
+  private write(fd: number, unique: bigint, reply: Buffer | number): void {
+    let buf: Buffer;
+    if (typeof reply === "number") {
+      buf = Buffer.alloc(OUT_HEADER);
+      buf.writeInt32LE(-reply, 4);
+    } else {
+      buf = reply;
+      buf.writeInt32LE(0, 4);
+    }
+    buf.writeUInt32LE(buf.length, 0);
+    buf.writeBigUInt64LE(unique, 8);
+    try {
+      writeSync(fd, buf);
+    } catch (err) {
+      // ENOENT: the request was interrupted and is gone; ENODEV: unmounted meanwhile. Nothing to do.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENODEV" && code !== "EBADF") throw err;
+    }
+  }
+
+  private dispatch(fd: number, data: Uint8Array): void {
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const h = parseInHeader(dv);
+    const body = new DataView(data.buffer, data.byteOffset + IN_HEADER, data.byteLength - IN_HEADER);
+    switch (h.opcode) {
+      case Op.INIT:
+        return this.init(fd, h, body);
+      case Op.INTERRUPT:
+        this.pending.get(body.getBigUint64(0, true))?.abort();
+        return;
+      case Op.DESTROY:
+        this.write(fd, h.unique, replyBuffer(0));
+        return;
+    }
+    const ctl = new AbortController();
+    let result: Reply | Promise<Reply>;
+    try {
+      result = this.handler.handle({ h, body, signal: ctl.signal });
+    } catch (err) {
+      result = this.failure(h, err);
+    }
+    if (result instanceof Promise) {
+      this.pending.set(h.unique, ctl);
+      result.then(
+        (r) => this.finish(fd, h, r),
+        (err) => this.finish(fd, h, this.failure(h, err)),
+      );
+    } else if (result !== null) this.write(fd, h.unique, result);
+  }
+
+  private finish(fd: number, h: InHeader, r: Reply): void {
+    const ctl = this.pending.get(h.unique);
+    this.pending.delete(h.unique);
+    if (ctl?.signal.aborted) r = Errno.EINTR;
+    if (r !== null) this.write(fd, h.unique, r);
+  }
+
+  /** A handler that throws answers EIO; the reason goes to stderr, once per request. */
+  private failure(h: InHeader, err: unknown): number {
+    if ((err as { code?: string })?.code === "aborted") return Errno.EINTR;
+    console.error(`zflist: ${this.opts.mountpoint}: opcode ${h.opcode} on node ${h.nodeid}: ${(err as Error)?.message ?? err}`);
+    return Errno.EIO;
+  }
+
+  private init(fd: number, h: InHeader, body: DataView): void {
+    const major = body.getUint32(0, true);
+    const minor = body.getUint32(4, true);
+    const maxReadahead = body.getUint32(8, true);
+    const kernelFlags = body.getUint32(12, true);
+    if (major < KERNEL_VERSION) {
+      this.write(fd, h.unique, Errno.EPROTO);
+      this.initDone(new FlistError("mount", `kernel FUSE ${major}.${minor} is too old`));
+      return;
+    }
+    if (major > KERNEL_VERSION) {
+      // A newer major: answer with ours, and the kernel sends INIT again at our version.
+      const out = replyBuffer(8);
+      out.writeUInt32LE(KERNEL_VERSION, OUT_HEADER);
+      out.writeUInt32LE(OUR_MINOR, OUT_HEADER + 4);
+      this.write(fd, h.unique, out);
+      return;
+    }
+    const want =
+      Init.ASYNC_READ | Init.BIG_WRITES | Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO | Init.PARALLEL_DIROPS | Init.MAX_PAGES | Init.CACHE_SYMLINKS;
+    // INIT_EXT only matters for flags2, none of which we ask for.
+    const flags = kernelFlags & want;
+    const ourMinor = Math.min(minor, OUR_MINOR);
+    const out = replyBuffer(64);
+    const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER, 64);
+    dv.setUint32(0, KERNEL_VERSION, true);
+    dv.setUint32(4, ourMinor, true);
+    dv.setUint32(8, maxReadahead, true);
+    dv.setUint32(12, flags, true);
+    dv.setUint16(16, MAX_BACKGROUND, true);
+    dv.setUint16(18, CONGESTION_THRESHOLD, true);
+    dv.setUint32(20, 4096, true); // max_write: nothing is ever written
+    dv.setUint32(24, 1_000_000_000, true); // time_gran: flists keep whole seconds
+    dv.setUint16(28, flags & Init.MAX_PAGES ? MAX_PAGES : 0, true);
+    this.negotiated = { minor: ourMinor, flags, maxPages: flags & Init.MAX_PAGES ? MAX_PAGES : 32, readdirplus: (flags & Init.DO_READDIRPLUS) !== 0 };
+    this.handler.init?.(this.negotiated);
+    this.write(fd, h.unique, out);
+    this.initDone();
+  }
+
+  /** Unmounts (lazily if busy). The readers see ENODEV and `closed` settles. */
+  unmount(): void {
+    if (this.unmounted) return;
+    this.unmounted = true;
+    try {
+      umount2(this.opts.mountpoint, 0);
+    } catch (err) {
+      if (!(err instanceof LibcError) || err.errno !== 22 /* EINVAL: not mounted */) {
+        try {
+          umount2(this.opts.mountpoint, MNT_DETACH);
+        } catch {}
+      }
+    }
+    // The kernel aborts the connection on unmount: readers blocked in read(2) get ENODEV, and the
+    // last one to stop closes the fds (closing them here could race with a read still in progress).
+  }
+}

@@ -1,0 +1,84 @@
+// The programmatic face of fuse-fs, for init and the CLI: mount an flist, pack, unpack, sign.
+import { openStore, type BlockBackend } from "../store/index.ts";
+import { BlockFetcher, DEFAULT_FETCH_TIMEOUT_MS } from "./blocks.ts";
+import { ChunkCache } from "./cache.ts";
+import { FlistError } from "./errors.ts";
+import { Flist, ROOT_INO } from "./flist.ts";
+import { FlistFs } from "./fs.ts";
+import { FuseSession } from "./fuse/session.ts";
+import { routeSpecs } from "./routes.ts";
+import { verifyFlist } from "./sign.ts";
+
+export { FlistError } from "./errors.ts";
+export { Flist } from "./flist.ts";
+export { pack, type PackOptions, type PackProgress } from "./pack.ts";
+export { unpack, type UnpackOptions } from "./unpack.ts";
+export { signFlist, verifyFlist } from "./sign.ts";
+export { clearDeadMount } from "./fuse/session.ts";
+
+export const DEFAULT_CACHE_BYTES = 4 * 1024 ** 3;
+
+export interface MountFlistOptions {
+  flist: string;
+  mountpoint: string;
+  /** Directory of verified plaintext blocks, shared by mounts of flists on the same store. */
+  cacheDir: string;
+  cacheBytes?: number;
+  /** Store routes (`[xx-xx=]url`) replacing the flist's own, e.g. to add a password rfs stripped. */
+  stores?: string[];
+  /** An already opened store (tests, or init sharing one store between mounts). */
+  store?: BlockBackend;
+  /** Hex ed25519 public key: refuse the flist unless its signature tag verifies under it. */
+  trustedKey?: string;
+  /** Deadline of one block download; a read needing a block the store does not deliver in time fails with EIO. */
+  timeoutMs?: number;
+  /** Reader threads on /dev/fuse. */
+  readers?: number;
+  allowOther?: boolean;
+}
+
+export interface FlistMount {
+  readonly mountpoint: string;
+  /** Settles when the filesystem is gone (unmounted by us or anyone else). */
+  readonly closed: Promise<void>;
+  /** Unmounts (lazily if busy), waits for the session to end and releases the flist and store. */
+  unmount(): Promise<void>;
+}
+
+export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
+  const flist = Flist.open(opts.flist);
+  let store: BlockBackend | undefined;
+  let session: FuseSession;
+  try {
+    // Verified on the very handle that serves the mount, so the file cannot change in between.
+    if (opts.trustedKey) verifyFlist(flist, opts.trustedKey);
+    store = opts.store ?? (await openStore(opts.stores?.length ? opts.stores : routeSpecs(flist)));
+    const cache = new ChunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS });
+    const fs = new FlistFs(flist, fetcher);
+    session = await FuseSession.mount(fs, {
+      mountpoint: opts.mountpoint,
+      rootMode: flist.inode(ROOT_INO)!.mode,
+      fsname: opts.flist,
+      readers: opts.readers,
+      allowOther: opts.allowOther,
+      readAheadKb: 1024,
+    });
+  } catch (err) {
+    flist.close();
+    if (store && !opts.store) await store.close();
+    throw err instanceof FlistError || (err as Error).name === "StoreError" ? err : new FlistError("mount", (err as Error).message, { flist: opts.flist }, { cause: err });
+  }
+  const release = session.closed.then(async () => {
+    flist.close();
+    if (!opts.store) await store!.close();
+  });
+  return {
+    mountpoint: opts.mountpoint,
+    closed: release,
+    async unmount() {
+      session.unmount();
+      await release;
+    },
+  };
+}
