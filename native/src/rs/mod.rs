@@ -18,12 +18,12 @@ pub fn parity_matrix(k: usize, m: usize) -> Vec<u8> {
     (k..k + m).flat_map(|i| (0..k).map(move |j| gf::inv((i ^ j) as u8))).collect()
 }
 
-/// Row `index` of the full generator matrix.
-fn generator_row(k: usize, m: usize, index: usize) -> Vec<u8> {
+/// Row `index` of the full generator matrix, given its parity block.
+fn generator_row(k: usize, parity: &[u8], index: usize) -> Vec<u8> {
     if index < k {
         (0..k).map(|j| (j == index) as u8).collect()
     } else {
-        parity_matrix(k, m)[(index - k) * k..(index - k + 1) * k].to_vec()
+        parity[(index - k) * k..(index - k + 1) * k].to_vec()
     }
 }
 
@@ -50,12 +50,13 @@ pub fn rebuild_plan(k: usize, m: usize, present: &[bool]) -> Option<RebuildPlan>
         return None;
     }
     let missing: Vec<usize> = (0..k + m).filter(|&i| !present[i]).collect();
-    let sub: Vec<u8> = sources.iter().flat_map(|&s| generator_row(k, m, s)).collect();
+    let parity = parity_matrix(k, m);
+    let sub: Vec<u8> = sources.iter().flat_map(|&s| generator_row(k, &parity, s)).collect();
     let decode = gf::invert(&sub, k).expect("every k x k submatrix of a Cauchy generator is invertible");
     let mut coeffs = Vec::with_capacity(missing.len() * k);
     for &i in &missing {
         // data_i = decode[i] . sources; any shard = generator_row . data = (generator_row x decode) . sources.
-        let row = generator_row(k, m, i);
+        let row = generator_row(k, &parity, i);
         coeffs.extend((0..k).map(|c| (0..k).fold(0u8, |acc, t| acc ^ gf::mul(row[t], decode[t * k + c]))));
     }
     Some(RebuildPlan { sources, missing, coeffs })
