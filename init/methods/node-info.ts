@@ -52,3 +52,14 @@ export function kernelInfo(): { release: string; version: string | null; cmdline
 }
 
 export { systemUptime };
+
+/** Everything above in one snapshot, re-read at most every `maxAgeMs`: reading /proc and /sys costs
+ * about a millisecond, which would otherwise cap node.info near 1,000 calls/s. */
+export function machineFacts(maxAgeMs = 1000) {
+  const now = Date.now();
+  if (!cached || now - cached.at > maxAgeMs) {
+    cached = { at: now, facts: { kernel: kernelInfo(), cpu: cpuInfo(), memory: memoryInfo(), disks: disks(), nics: nics() } };
+  }
+  return cached.facts;
+}
+let cached: { at: number; facts: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo>; memory: ReturnType<typeof memoryInfo>; disks: ReturnType<typeof disks>; nics: ReturnType<typeof nics> } } | null = null;

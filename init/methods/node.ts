@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { method, type MethodDef, type MethodRegistry } from "../rpc/registry.ts";
 import { s } from "../rpc/schema.ts";
 import type { NodeRuntime } from "../node.ts";
-import { cpuInfo, disks, kernelInfo, memoryInfo, nics, systemUptime } from "./node-info.ts";
+import { machineFacts, systemUptime } from "./node-info.ts";
 
 export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record<string, MethodDef<any>> {
   const shutdownMethod = (kind: "reboot" | "poweroff") =>
@@ -25,11 +25,7 @@ export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record
         pid: process.pid,
         hostname: hostname(),
         uptimeSeconds: { system: systemUptime(), init: Math.round((Date.now() - node.startedAt) / 1000) },
-        kernel: kernelInfo(),
-        cpu: cpuInfo(),
-        memory: memoryInfo(),
-        disks: disks(),
-        nics: nics(),
+        ...machineFacts(),
         health: node.health.snapshot(),
         services: node.supervisor.list().length,
         orphansReaped: node.reaper.reaped,

@@ -1,6 +1,7 @@
 // Error codes every RPC error reply carries; clients switch on `code`, people read `message`.
 export type RpcErrorCode =
-  | "frame-too-large" // framing: the connection is closed after this reply
+  | "frame-too-large" // framing errors: the connection is closed after the reply
+  | "bad-frame" // a zero length
   | "malformed-cbor"
   | "malformed-envelope"
   | "bad-request" // body fields missing or of the wrong type

@@ -119,7 +119,8 @@ export class RpcServer {
         payload = conn.reader.next();
       } catch (e) {
         // the stream cannot be resynchronised after a bad length: answer, then close
-        this.reject(socket, null, null, "frame-too-large", (e as FrameError).message);
+        const err = e as FrameError;
+        this.reject(socket, null, null, err.length === 0 ? "bad-frame" : "frame-too-large", err.message);
         conn.closed = true;
         this.flush(socket);
         socket.end();
@@ -240,7 +241,7 @@ export class RpcServer {
 
   private send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
     const conn = socket.data;
-    if (!conn || (conn.closed && body.e?.code !== "frame-too-large")) return;
+    if (!conn || conn.closed) return;
     conn.pending.push(encodeResponse(this.opts.identity, body));
     if (conn.pending.length === 1) this.flush(socket);
   }

@@ -1,10 +1,13 @@
 // The `zos` CLI as a user runs it: a separate process against a real host-mode init.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keyId } from "../../init/identity/ed25519.ts";
 import { bun, repoRoot, tempDir, until } from "../init/helpers.ts";
 import { startHostNode, type HostNode } from "../init/host-node.ts";
+
+// these start real processes; on a loaded 2-core machine they need more than the 5 s default
+setDefaultTimeout(120_000);
 
 const cli = join(repoRoot, "cli", "main.ts");
 let node: HostNode;

@@ -2,12 +2,15 @@
 // network namespaces, so mounts, hostname and lo stay private). Kernel module loading, DHCP and NTP
 // are skipped: they would act on the host. reboot(2) is really called: in a PID namespace it ends the
 // namespace, killing its init with SIGHUP (restart) or SIGINT (power off), which unshare reports.
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateKeyPair, keyId } from "../../init/identity/ed25519.ts";
 import { RpcClient } from "../../init/rpc/client.ts";
 import { bun, repoRoot, until } from "./helpers.ts";
+
+// these start real processes; on a loaded 2-core machine they need more than the 5 s default
+setDefaultTimeout(120_000);
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {

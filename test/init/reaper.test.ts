@@ -1,6 +1,9 @@
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { bun } from "./helpers.ts";
+
+// these start real processes; on a loaded 2-core machine they need more than the 5 s default
+setDefaultTimeout(120_000);
 
 test("orphaned grandchildren are reaped while Bun.spawn children keep their exit codes", async () => {
   const proc = Bun.spawn([bun, join(import.meta.dir, "fixtures", "orphans.ts"), "20"], { stdout: "pipe", stderr: "pipe" });

@@ -1,12 +1,15 @@
 // The signed RPC server end to end against a real host-mode init process: every rejection case gets
 // its specific error, framing errors close the connection, nothing else is affected.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { generateKeyPair, keyId } from "../../init/identity/ed25519.ts";
 import { RpcClient } from "../../init/rpc/client.ts";
 import { cbor, frame, MAX_FRAME } from "../../init/rpc/protocol.ts";
 import { until } from "./helpers.ts";
 import { startHostNode, type HostNode } from "./host-node.ts";
 import { craft, RawConn } from "./raw-conn.ts";
+
+// these start real processes; on a loaded 2-core machine they need more than the 5 s default
+setDefaultTimeout(120_000);
 
 let node: HostNode;
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeClock } from "../../init/supervisor/clock.ts";
@@ -6,6 +6,9 @@ import { LogRing } from "../../init/supervisor/log-ring.ts";
 import { serviceSpecFrom, type ServiceSpec } from "../../init/supervisor/service-config.ts";
 import { Supervisor, SupervisorError, type ServiceState } from "../../init/supervisor/supervisor.ts";
 import { alive, tempDir, until } from "./helpers.ts";
+
+// these start real processes; on a loaded 2-core machine they need more than the 5 s default
+setDefaultTimeout(120_000);
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -1,0 +1,220 @@
+// bench-init: ed25519 verification (node:crypto vs libsodium-wrappers vs @noble/ed25519), signed RPC
+// calls/s and latency against a host-mode init (TCP and unix, 1 and 32 clients) beside
+// redis-benchmark PING against redis-server, service spawn-to-running latency and restarts/s beside
+// a bare Bun.spawn, and init's RSS idle and with 100 services beside a bare `bun -e` process.
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as noble from "@noble/ed25519";
+import sodium from "libsodium-wrappers";
+import { generateKeyPair, keyId, signMessage, verifySignature } from "../init/identity/ed25519.ts";
+import { RpcClient, type NodeAddress } from "../init/rpc/client.ts";
+import { Supervisor } from "../init/supervisor/supervisor.ts";
+import { serviceSpecFrom } from "../init/supervisor/service-config.ts";
+import { report, type BenchResult } from "./lib/report.ts";
+
+const bun = process.execPath;
+const root = join(import.meta.dir, "..");
+const results: BenchResult[] = [];
+
+function rate(fn: () => void, ms = 1500): number {
+  for (let i = 0; i < 200; i++) fn();
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    for (let i = 0; i < 100; i++) fn();
+    n += 100;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function verifyBench(): Promise<void> {
+  const key = generateKeyPair();
+  const msg = new Uint8Array(32).fill(7);
+  const sig = signMessage(key, msg);
+  const ours = rate(() => {
+    if (!verifySignature(key.publicKey, msg, sig)) throw new Error("verify failed");
+  });
+  await sodium.ready;
+  const sodiumRate = rate(() => {
+    if (!sodium.crypto_sign_verify_detached(sig, msg, key.publicKey)) throw new Error("verify failed");
+  });
+  let nobleCount = 0;
+  const nobleStart = performance.now();
+  while (performance.now() - nobleStart < 1500) {
+    if (!(await noble.verifyAsync(sig, msg, key.publicKey))) throw new Error("verify failed");
+    nobleCount++;
+  }
+  const nobleRate = nobleCount / ((performance.now() - nobleStart) / 1000);
+  results.push({ name: "ed25519 verify, node:crypto (chosen)", value: ours, unit: "verifies/s", peer: "libsodium-wrappers", peer_value: sodiumRate, higher_is_better: true, goal: "fastest of the three" });
+  results.push({ name: "ed25519 verify, node:crypto (chosen)", value: ours, unit: "verifies/s", peer: "@noble/ed25519", peer_value: nobleRate, higher_is_better: true, goal: "fastest of the three" });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+async function startNode(services: number): Promise<{ proc: ReturnType<typeof Bun.spawn>; port: number; socket: string; key: ReturnType<typeof generateKeyPair>; dir: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "zos-bench-"));
+  mkdirSync(join(dir, "services"));
+  for (let i = 0; i < services; i++) writeFileSync(join(dir, "services", `s${i}.yaml`), "exec: sleep 100000\n");
+  const key = generateKeyPair();
+  const socket = join(dir, "zos.sock");
+  const proc = Bun.spawn([bun, join(root, "init", "main.ts"), "--config-dir", join(dir, "services"), "--state-dir", join(dir, "state"), "--socket", socket, "--listen", "127.0.0.1:0", "--reader-key", keyId(key.publicKey)], { stdout: "pipe", stderr: "ignore" });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("init exited before ready");
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const ready = JSON.parse(out.split("\n")[0]);
+  return {
+    proc, port: ready.tcp[0], socket, key, dir,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function rpcLoad(address: NodeAddress, key: ReturnType<typeof generateKeyPair>, clients: number, ms: number): Promise<{ rps: number; p50: number; p99: number }> {
+  const conns = await Promise.all(Array.from({ length: clients }, () => RpcClient.connect(address, key)));
+  const lat: number[] = [];
+  let stop = false;
+  const start = performance.now();
+  setTimeout(() => (stop = true), ms);
+  await Promise.all(conns.map(async (c) => {
+    while (!stop) {
+      const t = performance.now();
+      await c.call("node.info");
+      lat.push(performance.now() - t);
+    }
+  }));
+  const elapsed = (performance.now() - start) / 1000;
+  conns.forEach((c) => c.close());
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / elapsed, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+}
+
+async function redisPing(clients: number): Promise<{ rps: number; p50: number; p99: number }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = Bun.spawn(["redis-server", "--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"], { stdout: "ignore", stderr: "ignore" });
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (Bun.spawnSync(["redis-cli", "-p", String(port), "ping"]).stdout.toString().includes("PONG")) break;
+      await Bun.sleep(50);
+    }
+    const out = Bun.spawnSync(["redis-benchmark", "-p", String(port), "-t", "ping", "-c", String(clients), "-n", String(clients === 1 ? 30000 : 100000), "--csv"]).stdout.toString();
+    const line = out.split("\n").find((l) => l.startsWith('"PING_MBULK"'));
+    if (!line) throw new Error(`unexpected redis-benchmark output: ${out}`);
+    const f = line.split(",").map((x) => Number(x.replace(/"/g, "")));
+    return { rps: f[1], p50: f[4], p99: f[6] };
+  } finally {
+    server.kill();
+    await server.exited;
+  }
+}
+
+async function rpcBench(): Promise<void> {
+  const node = await startNode(0);
+  try {
+    for (const clients of [1, 32]) {
+      const peer = await redisPing(clients);
+      for (const transport of ["tcp", "unix"] as const) {
+        const addr: NodeAddress = transport === "tcp" ? { kind: "tcp", host: "127.0.0.1", port: node.port } : { kind: "unix", path: node.socket };
+        const r = await rpcLoad(addr, node.key, clients, 3000);
+        const goal = clients === 32 ? ">= 10,000 verified calls/s, p99 < 5 ms" : "";
+        results.push({ name: `signed node.info, ${clients} client(s), ${transport}`, value: r.rps, unit: "calls/s", peer: `redis-benchmark PING (${clients} clients, tcp)`, peer_value: peer.rps, higher_is_better: true, goal });
+        results.push({ name: `signed node.info p50, ${clients} client(s), ${transport}`, value: r.p50, unit: "ms", peer: "redis PING p50", peer_value: peer.p50, higher_is_better: false, goal: "" });
+        results.push({ name: `signed node.info p99, ${clients} client(s), ${transport}`, value: r.p99, unit: "ms", peer: "redis PING p99", peer_value: peer.p99, higher_is_better: false, goal: clients === 32 ? "< 5 ms" : "" });
+      }
+    }
+  } finally {
+    await node.stop();
+  }
+}
+
+async function supervisorBench(): Promise<void> {
+  // spawn-to-running: monitor() until the state is running (no test), against a bare Bun.spawn
+  const sup = new Supervisor();
+  const spawnTimes: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const t = performance.now();
+    await new Promise<void>((resolve) => {
+      const off = sup.onStateChange((n, s) => {
+        if (n === `b${i}` && s === "running") {
+          off();
+          resolve();
+        }
+      });
+      sup.monitor(serviceSpecFrom(`b${i}`, { exec: "sleep 1000", shutdown_timeout: 1 }, "bench"));
+    });
+    spawnTimes.push(performance.now() - t);
+  }
+  await sup.shutdown();
+  const bare: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const t = performance.now();
+    const p = Bun.spawn(["sleep", "1000"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
+    bare.push(performance.now() - t);
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+  spawnTimes.sort((a, b) => a - b);
+  bare.sort((a, b) => a - b);
+  results.push({ name: "service spawn-to-running (median)", value: percentile(spawnTimes, 0.5), unit: "ms", peer: "bare Bun.spawn", peer_value: percentile(bare, 0.5), higher_is_better: false, goal: "" });
+
+  // restarts/s: a service that exits at once, with zero backoff, against a bare spawn-and-wait loop
+  const fast = new Supervisor({ backoff: { initialMs: 0, factor: 1, maxMs: 0, stableMs: 60_000 } });
+  fast.monitor(serviceSpecFrom("crash", { exec: "true", shutdown_timeout: 1 }, "bench"));
+  const start = performance.now();
+  await Bun.sleep(3000);
+  const restarts = fast.status("crash").restarts / ((performance.now() - start) / 1000);
+  await fast.shutdown();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 3000) {
+    await Bun.spawn(["true"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true }).exited;
+    n++;
+  }
+  results.push({ name: "service restarts/s (exits at once, zero backoff)", value: restarts, unit: "restarts/s", peer: "bare Bun.spawn + wait loop", peer_value: n / ((performance.now() - t0) / 1000), higher_is_better: true, goal: "" });
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function memoryBench(): Promise<void> {
+  const bare = Bun.spawn([bun, "-e", "setInterval(() => {}, 1000)"], { stdout: "ignore" });
+  await Bun.sleep(1500);
+  const bareRss = rssKiB(bare.pid);
+  bare.kill();
+  const idle = await startNode(0);
+  await Bun.sleep(1500);
+  const idleRss = rssKiB(idle.proc.pid);
+  await idle.stop();
+  const busy = await startNode(100);
+  const c = await RpcClient.connect({ kind: "unix", path: busy.socket }, busy.key);
+  for (let i = 0; i < 200; i++) {
+    const list = await c.call<{ state: string }[]>("service.list");
+    if (list.length === 100 && list.every((s) => s.state === "running")) break;
+    await Bun.sleep(50);
+  }
+  c.close();
+  await Bun.sleep(1000);
+  const busyRss = rssKiB(busy.proc.pid);
+  await busy.stop();
+  results.push({ name: "init RSS idle (host mode, RPC listening)", value: idleRss / 1024, unit: "MiB", peer: "bare bun -e", peer_value: bareRss / 1024, higher_is_better: false, goal: "<= 1.5x bare bun" });
+  results.push({ name: "init RSS with 100 services", value: busyRss / 1024, unit: "MiB", peer: "bare bun -e", peer_value: bareRss / 1024, higher_is_better: false, goal: "" });
+}
+
+await verifyBench();
+await rpcBench();
+await supervisorBench();
+await memoryBench();
+report("init", results);
+process.exit(0);
