@@ -68,6 +68,7 @@ export class RawClient {
           client.queue.push(new Uint8Array(chunk));
           client.wake();
         },
+        drain: () => client.pushOut(),
         close: () => {
           client.closed = true;
           client.wake();
@@ -88,8 +89,25 @@ export class RawClient {
     w?.();
   }
 
+  private unsent: Uint8Array[] = [];
+
+  /** Queues bytes; what the kernel does not take now is written on drain. */
   send(buf: Uint8Array): void {
-    this.socket.write(buf);
+    this.unsent.push(buf);
+    this.pushOut();
+  }
+
+  private pushOut(): void {
+    while (this.unsent.length) {
+      const b = this.unsent[0];
+      const n = this.socket.write(b);
+      if (n < 0) return;
+      if (n < b.length) {
+        this.unsent[0] = b.subarray(n);
+        return;
+      }
+      this.unsent.shift();
+    }
   }
 
   /** Resolves n bytes, or null when the server closed the connection first. */

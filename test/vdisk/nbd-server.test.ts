@@ -270,4 +270,44 @@ describe("bad input", () => {
     expect(seen.size).toBe(64);
     c.destroy();
   });
+
+  test("a client that never picks an export is dropped after the handshake deadline", async () => {
+    const strict = new NbdServer({ handshakeTimeoutMs: 200, log: () => {} });
+    const a = strict.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const c = await RawClient.connect("port" in a ? a.port : 0);
+      expect(await c.read(18)).not.toBeNull();
+      expect(await c.waitClosed()).toBe(true);
+    } finally {
+      strict.close();
+    }
+  });
+
+  test("pipelined requests far beyond the in-flight bound are all answered once the client reads", async () => {
+    const tight = new NbdServer({ maxInflightBytes: 256 * 1024, log: () => {} });
+    tight.addExport(new MemoryExport("t", 16 * 1024 * 1024));
+    const a = tight.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const c = await RawClient.connect("port" in a ? a.port : 0);
+      await c.handshake("t");
+      // 8 MiB of writes then 8 MiB of reads, sent without reading a single reply.
+      for (let i = 0; i < 128; i++) c.request(1, i * 65536, 65536, { cookie: i, payload: randomBytes(65536, i + 1) });
+      for (let i = 0; i < 128; i++) c.request(0, i * 65536, 65536, { cookie: 1000 + i });
+      const writes = new Set<number>();
+      for (let i = 0; i < 128; i++) {
+        const r = await c.simpleReply();
+        expect(r?.error).toBe(0);
+        writes.add(r!.cookie);
+      }
+      expect(writes.size).toBe(128);
+      for (let i = 0; i < 128; i++) {
+        const r = await c.simpleReply(65536);
+        expect(r?.cookie).toBe(1000 + i); // a memory export answers synchronously, so in order
+        expect(r?.data).toEqual(randomBytes(65536, i + 1));
+      }
+      c.destroy();
+    } finally {
+      tight.close();
+    }
+  });
 });

@@ -18,6 +18,8 @@ export interface ConnectionSocket {
 
 export interface ConnectionOptions {
   maxInflightBytes: number;
+  /** A client that has not picked an export by then is disconnected. */
+  handshakeTimeoutMs: number;
   /** Most extents sent in one BLOCK_STATUS reply. */
   maxExtents: number;
   log: (message: string) => void;
@@ -67,13 +69,19 @@ export class NbdConnection {
   ) {
     this.writer = new ReplyWriter(socket, () => this.updateFlow());
     const io = { read: (n: number) => this.read(n), send: (b: Uint8Array) => this.writer.send(b) };
+    const deadline = setTimeout(() => {
+      this.opts.log(`nbd: no export chosen within ${opts.handshakeTimeoutMs} ms, dropping the connection`);
+      this.hardDisconnect();
+    }, opts.handshakeTimeoutMs);
     new Negotiator(io, exports).run().then(
       (session) => {
+        clearTimeout(deadline);
         if (!session) return this.end();
         this.session = session;
         this.pump();
       },
       (err) => {
+        clearTimeout(deadline);
         if (!this.closed) this.opts.log(`nbd handshake: ${(err as Error).message}`);
         this.hardDisconnect();
       },

@@ -9,6 +9,7 @@ import { NbdConnection, type ConnectionOptions } from "./connection.ts";
 export interface NbdServerOptions {
   /** Bytes one connection may hold in flight before the server stops reading its requests. */
   maxInflightBytes?: number;
+  handshakeTimeoutMs?: number;
   maxExtents?: number;
   log?: (message: string) => void;
 }
@@ -26,6 +27,7 @@ export class NbdServer implements ExportRegistry {
   constructor(opts: NbdServerOptions = {}) {
     this.connOpts = {
       maxInflightBytes: opts.maxInflightBytes ?? 64 * 1024 * 1024,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 30_000,
       maxExtents: opts.maxExtents ?? 4096,
       log: opts.log ?? ((m) => console.error(m)),
     };
