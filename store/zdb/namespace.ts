@@ -615,6 +615,12 @@ export class Namespace {
         await new Promise((r) => setImmediate(r));
       }
     }
+    if (this.settings.mode === "seq" && this.nextSeq > 0) {
+      // Keep the highest id handed out on record even if its entries are gone, so ids are not reused.
+      const top = Buffer.alloc(8);
+      top.writeBigUInt64LE(BigInt(this.nextSeq - 1));
+      if (!this.entries.has(top.toString("latin1"))) this.append(top, FLAG_DELETED, null, 0, now(), 0);
+    }
     if (this.cfg.fsync !== "never") {
       this.dirty = true;
       this.syncIfDirty();

@@ -86,13 +86,14 @@ describe("zdb crash safety", () => {
   test("a torn tail entry is dropped at restart, an unindexed whole entry is recovered", { timeout: 30_000 }, async () => {
     const dir = workDir();
     const data = join(dir, "data");
-    const first = await server(data, ["--fsync", "always"]);
+    const index = join(dir, "index");
+    const first = await server(data, ["--fsync", "always", "--index", index]);
     const values = Array.from({ length: 20 }, (_, i) => marked(`v${i}`, 5000));
     for (let i = 0; i < values.length; i++) await first.c.set(`key${i}`, values[i]);
     await first.z.kill9();
 
     const dataFile = join(data, "default", "d00000");
-    const indexFile = join(data, "default", "i00000");
+    const indexFile = join(index, "default", "i00000");
     // The last entry lost its index record (crash between the two writes).
     const idx = readFileSync(indexFile);
     const lastRecordLength = 22 + "key19".length;
@@ -107,7 +108,7 @@ describe("zdb crash safety", () => {
     appendFileSync(indexFile, Buffer.from([4, 0, 1, 2, 3]));
     const before = statSync(dataFile).size;
 
-    const second = await server(data);
+    const second = await server(data, ["--index", index]);
     for (let i = 0; i < values.length; i++) expect(Buffer.from((await second.c.get(`key${i}`))!).equals(values[i])).toBe(true);
     expect(await second.c.get("torn")).toBeNull();
     expect(statSync(dataFile).size).toBe(before - torn.length);
@@ -115,7 +116,7 @@ describe("zdb crash safety", () => {
     // Writing goes on after the cut, and survives another restart.
     await second.c.set("after", Buffer.from("still fine"));
     await second.z.stop();
-    const third = await server(data);
+    const third = await server(data, ["--index", index]);
     expect(Buffer.from((await third.c.get("after"))!).toString()).toBe("still fine");
     expect(Buffer.from((await third.c.get("key19"))!).equals(values[19])).toBe(true);
     for (let i = 0; i < values.length; i++) expect(await third.c.command("CHECK", `key${i}`)).toBe(1);
