@@ -32,7 +32,7 @@ export class LibcError extends Error {
   }
 }
 
-export const EPERM = 1, ENOENT = 2, ECHILD = 10, EBUSY = 16, EEXIST = 17, EINVAL = 22;
+export const EPERM = 1, ENOENT = 2, ECHILD = 10, EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22;
 
 function errno(): number {
   return read.i32(c.__errno_location() as Pointer, 0);

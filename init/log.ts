@@ -1,16 +1,19 @@
 // init's own log: one line per event to stderr (the console when PID 1) and, once enabled, to /dev/kmsg
 // so the lines also land in the kernel ring buffer (dmesg) with a syslog priority.
-import { openSync, writeSync, closeSync } from "node:fs";
+import { openSync, readFileSync, writeSync, closeSync } from "node:fs";
 
 export type Level = "debug" | "info" | "warn" | "error";
 const priority: Record<Level, number> = { debug: 7, info: 6, warn: 4, error: 3 };
 
 let kmsgFd: number | null = null;
 let debugEnabled = false;
+/** The kernel echoes /dev/kmsg records below this priority to the console itself. */
+let consoleLoglevel = 0;
 
 export function enableKmsg(): void {
   try {
     kmsgFd = openSync("/dev/kmsg", "w");
+    consoleLoglevel = Number(readFileSync("/proc/sys/kernel/printk", "utf8").trim().split(/\s+/)[0]) || 0;
   } catch {
     kmsgFd = null; // no /dev/kmsg (host mode or no devtmpfs yet): console only
   }
@@ -38,10 +41,13 @@ function describe(v: unknown): string {
 export function log(level: Level, subsystem: string, message: string, detail?: unknown): void {
   if (level === "debug" && !debugEnabled) return;
   const text = `${subsystem}: ${message}${detail === undefined ? "" : ` ${describe(detail)}`}`;
-  try {
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${text}\n`);
-  } catch {
-    // a closed console must never take init down
+  const kernelEchoes = kmsgFd !== null && priority[level] < consoleLoglevel;
+  if (!kernelEchoes) {
+    try {
+      process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${text}\n`);
+    } catch {
+      // a closed console must never take init down
+    }
   }
   if (kmsgFd !== null) {
     try {

@@ -1,5 +1,6 @@
 // A running node: identity, supervisor, orphan reaper and RPC server, wired together. Both PID 1
 // mode and host mode build one of these; they differ only in boot steps and what shutdown ends with.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json";
 import { keyId, type KeyPair } from "./identity/ed25519.ts";
@@ -63,6 +64,11 @@ export class NodeRuntime {
 
   startSupervisor(): void {
     this.reaper.start();
+    if (!existsSync(this.config.configDir)) {
+      log.info(`no service dir ${this.config.configDir}: no services configured`);
+      this.health.ok("services", "none configured");
+      return;
+    }
     const { specs, errors } = loadServiceDir(this.config.configDir);
     for (const e of errors) log.error(e.message);
     if (errors.length) this.health.fail("services", errors.map((e) => e.message).join("; "));

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { basename, join } from "node:path";
-import { EEXIST, finitModule, LibcError, MODULE_INIT_COMPRESSED_FILE } from "../libc.ts";
+import { EEXIST, ENODEV, finitModule, LibcError, MODULE_INIT_COMPRESSED_FILE } from "../libc.ts";
 import { logger } from "../log.ts";
 
 const log = logger("modules");
@@ -60,6 +60,7 @@ export function loadShippedModules(dir = join("/lib/modules", release())): { loa
       result.loaded++;
     } catch (e) {
       if (e instanceof LibcError && e.errno === EEXIST) result.present++;
+      else if (e instanceof LibcError && e.errno === ENODEV) log.debug(`${name}: no such device here`); // e.g. efivarfs on BIOS
       else {
         result.failed.push(name);
         log.warn(`cannot load ${name}`, (e as Error).message);

@@ -11,6 +11,9 @@ export interface Schema<T> {
   parse(value: unknown, path: string): T;
 }
 export type Infer<S> = S extends Schema<infer T> ? T : never;
+type OptionalKeys<Shape> = { [K in keyof Shape]: Shape[K] extends { optional: true } ? K : never }[keyof Shape];
+/** Fields built with s.optional() may be absent; the others are required. */
+export type ObjectOf<Shape> = { [K in Exclude<keyof Shape, OptionalKeys<Shape>>]: Infer<Shape[K]> } & { [K in OptionalKeys<Shape>]?: Infer<Shape[K]> };
 
 function kind(v: unknown): string {
   if (v === null) return "null";
@@ -90,7 +93,7 @@ export const s = {
     return { optional: true, parse: (v, path) => (v === undefined || v === null ? undefined : inner.parse(v, path)) };
   },
   /** A map with exactly these fields; unknown fields are rejected so typos do not pass silently. */
-  object<Shape extends Record<string, Schema<unknown>>>(shape: Shape): Schema<{ [K in keyof Shape]: Infer<Shape[K]> }> {
+  object<Shape extends Record<string, Schema<unknown>>>(shape: Shape): Schema<ObjectOf<Shape>> {
     return {
       parse(v, path) {
         if (v === undefined || v === null) v = {};
@@ -103,7 +106,7 @@ export const s = {
           if (x !== undefined) out[k] = x;
           else if (!(sch as { optional?: boolean }).optional) throw new SchemaError(path ? `${path}.${k}` : k, "is required");
         }
-        return out as { [K in keyof Shape]: Infer<Shape[K]> };
+        return out as ObjectOf<Shape>;
       },
     };
   },
