@@ -177,7 +177,9 @@ export const commands: Record<string, Command> = {
     run: (ctx, s, args, out) => {
       const ns = namespaceOf(ctx, text(args[1]));
       const pw = ns.settings.password;
-      let granted = pw === null || s.admin;
+      // Only a client that proved the admin password passes namespace passwords; on a server
+      // without one, namespace passwords still hold.
+      let granted = pw === null || (s.admin && ctx.adminPassword !== null);
       if (args.length === 4) {
         if (text(args[2]).toUpperCase() !== "SECURE") throw new ZdbError("arguments", "Usage: SELECT namespace [password | SECURE <sha1(challenge:password)>]");
         const proof = sha1hex(`${consumeChallenge(s)}:${pw ?? ""}`);

@@ -39,6 +39,12 @@ const DEFAULT_DATASIZE = 256 * 1024 * 1024;
 /** Stop reading from a client whose replies pile up unread beyond this. */
 const MAX_BACKLOG = 64 * 1024 * 1024;
 
+function isCommand(v: RespValue): v is Buffer[] {
+  if (!Array.isArray(v) || v.length === 0) return false;
+  for (let i = 0; i < v.length; i++) if (!(v[i] instanceof Uint8Array)) return false;
+  return true;
+}
+
 class Connection {
   readonly session: Session;
   readonly out: Outbox;
@@ -81,11 +87,11 @@ class Connection {
       out.error(`Limit exceeded: ${v.message}`);
       return;
     }
-    if (!Array.isArray(v) || v.length === 0 || !v.every((a) => a instanceof Uint8Array)) {
+    if (!isCommand(v)) {
       out.error("Protocol error: a command is a non-empty array of bulk strings");
       return;
     }
-    const args = v as Buffer[];
+    const args = v;
     const name = args[0].toString("latin1").toUpperCase();
     const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined;
     if (cmd === undefined) {
@@ -159,6 +165,13 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.end();
+  }
+
+  /** The peer went away: drop whatever was still to be sent. */
+  onClose(): void {
+    this.closed = true;
+    this.waiting = [];
+    this.out.clear();
   }
 }
 
@@ -234,7 +247,8 @@ export class ZdbServer implements ZdbContext {
       drain(socket: Socket<Connection>) {
         socket.data.onDrain();
       },
-      close() {
+      close(socket: Socket<Connection>) {
+        socket.data.onClose();
         server.clients--;
       },
       error(_socket: Socket<Connection>, err: Error) {

@@ -4,6 +4,7 @@ import type { Namespace } from "./namespace.ts";
 import { ZdbError } from "./errors.ts";
 
 export class Session {
+  /** May run admin commands: proved the admin password, or the server has none (as in 0-db). */
   admin: boolean;
   /** May write to the selected namespace (it has no password, or the password was given). */
   writable: boolean;
@@ -16,7 +17,7 @@ export class Session {
     adminByDefault: boolean,
   ) {
     this.admin = adminByDefault;
-    this.writable = ns.settings.password === null || adminByDefault;
+    this.writable = ns.settings.password === null;
   }
 
   /** The selected namespace, unless it has been deleted meanwhile. */

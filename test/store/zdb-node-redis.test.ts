@@ -65,4 +65,26 @@ describe("zdb server with the npm redis client", () => {
       client.destroy();
     }
   });
+
+  test("without an admin password everyone is admin, yet namespace passwords still hold", async () => {
+    const open = async () => {
+      const c = createClient({ url: `redis://127.0.0.1:${z.port}`, RESP: 2 });
+      c.on("error", () => {});
+      await c.connect();
+      return c;
+    };
+    const owner = await open();
+    const other = await open();
+    try {
+      expect(await owner.sendCommand(["NSNEW", "private"])).toBe("OK");
+      expect(await owner.sendCommand(["NSSET", "private", "password", "pw"])).toBe("OK");
+      expect(await owner.sendCommand(["NSSET", "private", "public", "0"])).toBe("OK");
+      await expect(other.sendCommand(["SELECT", "private"])).rejects.toThrow("Namespace protected: password required");
+      expect(await other.sendCommand(["SELECT", "private", "pw"])).toBe("OK");
+      expect(await other.sendCommand(["SET", "x", "y"])).toBe("x");
+    } finally {
+      owner.destroy();
+      other.destroy();
+    }
+  });
 });
