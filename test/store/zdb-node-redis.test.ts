@@ -71,17 +71,17 @@ describe("zdb server with the npm redis client", () => {
       const c = createClient({ url: `redis://127.0.0.1:${z.port}`, RESP: 2 });
       c.on("error", () => {});
       await c.connect();
-      return c;
+      return { send: (args: string[]) => c.sendCommand(args) as Promise<unknown>, destroy: () => c.destroy() };
     };
     const owner = await open();
     const other = await open();
     try {
-      expect(await owner.sendCommand(["NSNEW", "private"])).toBe("OK");
-      expect(await owner.sendCommand(["NSSET", "private", "password", "pw"])).toBe("OK");
-      expect(await owner.sendCommand(["NSSET", "private", "public", "0"])).toBe("OK");
-      await expect(other.sendCommand(["SELECT", "private"])).rejects.toThrow("Namespace protected: password required");
-      expect(await other.sendCommand(["SELECT", "private", "pw"])).toBe("OK");
-      expect(await other.sendCommand(["SET", "x", "y"])).toBe("x");
+      expect(await owner.send(["NSNEW", "private"])).toBe("OK");
+      expect(await owner.send(["NSSET", "private", "password", "pw"])).toBe("OK");
+      expect(await owner.send(["NSSET", "private", "public", "0"])).toBe("OK");
+      await expect(other.send(["SELECT", "private"])).rejects.toThrow("Namespace protected: password required");
+      expect(await other.send(["SELECT", "private", "pw"])).toBe("OK");
+      expect(await other.send(["SET", "x", "y"])).toBe("x");
     } finally {
       owner.destroy();
       other.destroy();
