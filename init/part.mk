@@ -1,5 +1,6 @@
 # init/: PID 1 (boot, supervisor, identity, signed RPC) and cli/ (the zos command line).
 # busybox: udhcpc and `ip` for DHCP at boot (the image ships /bin/busybox); util-linux: unshare for
-# the PID-namespace test; redis-tools/redis-server: the unsigned ceiling in bench-init.
-APT_PACKAGES += busybox util-linux redis-server redis-tools
+# the PID-namespace test; iproute2: test network namespaces; chrony: a real NTP server for the SNTP
+# test (started by the test with -x, never touching the clock); redis: the unsigned ceiling in bench-init.
+APT_PACKAGES += busybox util-linux iproute2 chrony redis-server redis-tools
 BENCH_AREAS += init

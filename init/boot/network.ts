@@ -17,7 +17,7 @@ export function findBusybox(): string | null {
   return ["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"].find((p) => existsSync(p)) ?? null;
 }
 
-export function udhcpcScript(busybox: string): string {
+export function udhcpcScript(busybox: string, paths: { leaseDir: string; resolvConf: string } = { leaseDir, resolvConf: "/etc/resolv.conf" }): string {
   return `#!${busybox} sh
 # udhcpc hook written by zos init: $1 is deconfig|bound|renew|leasefail|nak; lease fields come as env.
 bb=${busybox}
@@ -34,14 +34,14 @@ case "$1" in
       for r in $router; do $bb ip -4 route add default via "$r" dev "$interface"; break; done
     fi
     if [ -n "$dns" ]; then
-      : > /etc/resolv.conf.zos
-      [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf.zos
-      for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf.zos; done
-      $bb mv /etc/resolv.conf.zos /etc/resolv.conf
+      : > ${paths.resolvConf}.zos
+      [ -n "$domain" ] && echo "search $domain" >> ${paths.resolvConf}.zos
+      for d in $dns; do echo "nameserver $d" >> ${paths.resolvConf}.zos; done
+      $bb mv ${paths.resolvConf}.zos ${paths.resolvConf}
     fi
-    $bb mkdir -p ${leaseDir}
+    $bb mkdir -p ${paths.leaseDir}
     printf '{"interface":"%s","ip":"%s","mask":"%s","router":"%s","dns":"%s","ntp":"%s","lease":"%s","at":%s}\\n' \\
-      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > ${leaseDir}/"$interface".json
+      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > ${paths.leaseDir}/"$interface".json
     ;;
 esac
 exit 0
@@ -65,11 +65,11 @@ export interface Lease {
   ntp: string;
 }
 
-export function currentLeases(): Lease[] {
-  if (!existsSync(leaseDir)) return [];
-  return readdirSync(leaseDir).flatMap((f) => {
+export function currentLeases(dir = leaseDir): Lease[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((f) => {
     try {
-      return [JSON.parse(readFileSync(`${leaseDir}/${f}`, "utf8")) as Lease];
+      return [JSON.parse(readFileSync(`${dir}/${f}`, "utf8")) as Lease];
     } catch {
       return [];
     }
