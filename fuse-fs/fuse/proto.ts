@@ -38,6 +38,11 @@ export const Op = {
   COPY_FILE_RANGE_64: 53,
 } as const;
 
+const opNames = new Map<number, string>(Object.entries(Op).map(([k, v]) => [v, k]));
+export function opName(opcode: number): string {
+  return opNames.get(opcode) ?? `opcode ${opcode}`;
+}
+
 /** Operations that would change the tree: a read-only filesystem answers EROFS. */
 export const WRITE_OPS: ReadonlySet<number> = new Set([
   Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK, Op.WRITE, Op.SETXATTR,

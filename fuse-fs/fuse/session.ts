@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync } from "node:fs";
 import { FlistError } from "../errors.ts";
 import { LibcError, MNT_DETACH, fuseClone, mount, umount2 } from "../libc.ts";
-import { Errno, IN_HEADER, Init, KERNEL_VERSION, OUR_MINOR, OUT_HEADER, Op, parseInHeader, type InHeader } from "./proto.ts";
+import { Errno, IN_HEADER, Init, KERNEL_VERSION, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
 
 /**
  * A handler's answer: a buffer whose first OUT_HEADER bytes are left for the reply header (so large
@@ -240,7 +240,7 @@ export class FuseSession {
   /** A handler that throws answers EIO; the reason goes to stderr, once per request. */
   private failure(h: InHeader, err: unknown): number {
     if ((err as { code?: string })?.code === "aborted") return Errno.EINTR;
-    console.error(`zflist: ${this.opts.mountpoint}: opcode ${h.opcode} on node ${h.nodeid}: ${(err as Error)?.message ?? err}`);
+    console.error(`zflist: ${this.opts.mountpoint}: ${opName(h.opcode)} on node ${h.nodeid}: ${(err as Error)?.message ?? err}`);
     return Errno.EIO;
   }
 

@@ -72,7 +72,7 @@ afterAll(async () => {
   if (mount) expect(await mount.stop()).toBe(0);
   expect(isMounted(mnt)).toBe(false);
   rmSync(dir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe("mounted flist", () => {
   test("every path matches its source: type, mode, owner, size, mtime, rdev, target, content", () => {
