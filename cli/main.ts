@@ -72,7 +72,7 @@ function print(o: Options, value: unknown, human: () => string): void {
 }
 
 async function connect(o: Options): Promise<{ client: RpcClient; address: string }> {
-  const target = o.node ?? process.env.ZOS_NODE ?? configuredNode();
+  const target = o.node || process.env.ZOS_NODE || configuredNode();
   if (!target) throw new CliError(exit.usage, `no node given: use --node HOST[:PORT] or unix:PATH, set ZOS_NODE, or put "node: HOST" in ${configPath()}`);
   let addr;
   try {

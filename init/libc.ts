@@ -32,7 +32,7 @@ export class LibcError extends Error {
   }
 }
 
-export const EPERM = 1, ENOENT = 2, ECHILD = 10, EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22;
+export const ECHILD = 10, EEXIST = 17, ENODEV = 19;
 
 function errno(): number {
   return read.i32(c.__errno_location() as Pointer, 0);
@@ -56,7 +56,7 @@ export function setChildSubreaper(): void {
   check("prctl(PR_SET_CHILD_SUBREAPER)", c.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
 }
 
-export const WNOHANG = 1;
+const WNOHANG = 1;
 /** waitpid(pid, WNOHANG): returns the reaped pid and its raw wait status, or null when nothing was reaped. */
 export function reapPid(pid: number): { pid: number; status: number } | null {
   const status = new Int32Array(1);
@@ -69,17 +69,17 @@ export function reapPid(pid: number): { pid: number; status: number } | null {
   return rc === 0 ? null : { pid: rc, status: status[0] };
 }
 
-export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_RELATIME = 1 << 21;
+export const MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_RELATIME = 1 << 21;
 export function mount(source: string, target: string, fstype: string, flags: number, data = ""): void {
   check("mount", c.mount(cstr(source), cstr(target), cstr(fstype), flags, data ? cstr(data) : null), `${fstype} on ${target}`);
 }
 
-export const MNT_FORCE = 1, MNT_DETACH = 2;
+export const MNT_DETACH = 2;
 export function umount(target: string, flags = 0): void {
   check("umount2", c.umount2(cstr(target), flags), target);
 }
 
-export const RB_AUTOBOOT = 0x01234567, RB_POWER_OFF = 0x4321fedc, RB_HALT_SYSTEM = 0xcdef0123 | 0;
+export const RB_AUTOBOOT = 0x01234567, RB_POWER_OFF = 0x4321fedc;
 export function reboot(cmd: number): void {
   check("reboot", c.reboot(cmd | 0));
 }

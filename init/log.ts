@@ -1,6 +1,6 @@
 // init's own log: one line per event to stderr (the console when PID 1) and, once enabled, to /dev/kmsg
 // so the lines also land in the kernel ring buffer (dmesg) with a syslog priority.
-import { openSync, readFileSync, writeSync, closeSync } from "node:fs";
+import { openSync, readFileSync, writeSync } from "node:fs";
 
 export type Level = "debug" | "info" | "warn" | "error";
 const priority: Record<Level, number> = { debug: 7, info: 6, warn: 4, error: 3 };
@@ -17,11 +17,6 @@ export function enableKmsg(): void {
   } catch {
     kmsgFd = null; // no /dev/kmsg (host mode or no devtmpfs yet): console only
   }
-}
-
-export function closeKmsg(): void {
-  if (kmsgFd !== null) closeSync(kmsgFd);
-  kmsgFd = null;
 }
 
 export function setDebug(on: boolean): void {

@@ -29,10 +29,6 @@ export function trackBunSpawn(): void {
   (Bun as unknown as { spawn: unknown }).spawn = wrapped;
 }
 
-export function isOwnedPid(pid: number): boolean {
-  return owned.has(pid);
-}
-
 /** Our children that are zombies right now, read from /proc/<pid>/stat (fields after the comm). */
 export function zombieChildren(parent = getpid()): number[] {
   const out: number[] = [];

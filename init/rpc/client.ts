@@ -95,14 +95,6 @@ export class RpcClient {
     });
   }
 
-  /** Sends raw bytes as they are: for tests that need malformed input. */
-  sendRaw(bytes: Uint8Array): void {
-    this.write(bytes);
-  }
-
-  /** Every response seen with no matching call (id-less errors), for tests. */
-  readonly unmatched: ResponseBody[] = [];
-
   close(): void {
     this.socket?.end();
     this.failAll(new RpcCallError("connection-closed", "client closed the connection"));
@@ -150,13 +142,16 @@ export class RpcClient {
   }
 
   private dispatch(body: ResponseBody): void {
+    // an error with no id means the node could not even read our frame: no call can succeed now
+    if (body.i === null && body.y === "error") {
+      this.failAll(new RpcCallError(body.e?.code ?? "internal", body.e?.message ?? "unknown error"));
+      return;
+    }
     const call = body.i === null ? undefined : this.pending.get(body.i);
     // a response must echo the request's nonce; the only exception is the cancellation notice
     const cancelled = body.y === "error" && body.e?.code === "cancelled" && body.n === null;
-    if (!call || (!cancelled && (!body.n || Buffer.compare(body.n, call.nonce) !== 0))) {
-      this.unmatched.push(body);
-      return;
-    }
+    // anything else is not an answer to a call we made (e.g. the reply to a cancelled call's late result)
+    if (!call || (!cancelled && (!body.n || Buffer.compare(body.n, call.nonce) !== 0))) return;
     if (body.y === "item") {
       call.onItem?.(body.r);
       return;

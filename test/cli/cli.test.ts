@@ -81,6 +81,15 @@ describe("zos", () => {
     expect(info).toMatchObject({ id: node.nodeId, mode: "host" });
     expect(info.memory.totalBytes).toBeGreaterThan(0);
     expect(info.cpu.count).toBeGreaterThan(0);
+    // the default node from the config file
+    writeFileSync(join(home.path, "config"), `node: unix:${node.socket}\n`);
+    try {
+      const fromConfig = await zos(["node", "info", "--json"]);
+      expect(fromConfig.code).toBe(0);
+      expect(JSON.parse(fromConfig.out).id).toBe(node.nodeId);
+    } finally {
+      rmSync(join(home.path, "config"));
+    }
   });
 
   test("a node whose identity changed is refused with exit 5", async () => {
