@@ -11,6 +11,7 @@ import { DEFAULT_TCP_PORT } from "../init/rpc/protocol.ts";
 import type { ServiceStatus } from "../init/supervisor/supervisor.ts";
 import type { LogLine } from "../init/supervisor/log-ring.ts";
 import { bashCompletion } from "./completion.ts";
+import { container, containerHelp } from "./commands/container.ts";
 import { configPath, configuredNode, keyPath, knownNodeId, knownNodesPath, rememberNode } from "./config.ts";
 import { bytes, duration, table } from "./format.ts";
 
@@ -30,6 +31,7 @@ commands:
   service logs NAME [-n LINES] [-f]
   service monitor NAME FILE   add a service from a zinit YAML file
   service forget NAME         remove a stopped service
+${containerHelp}
   reboot | poweroff
   completion bash             bash completion script
 
@@ -262,6 +264,9 @@ async function run(argv: string[]): Promise<void> {
       return nodeInfo(o);
     case "service":
       return service(o, rest);
+    case "container":
+      process.exitCode = await container(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
+      return;
     case "reboot":
     case "poweroff": {
       const r = await withNode(o, (c) => c.call(`node.${cmd}`));
@@ -279,7 +284,7 @@ async function run(argv: string[]): Promise<void> {
 if (import.meta.main) {
   try {
     await run(process.argv.slice(2));
-    process.exit(exit.ok);
+    process.exit(process.exitCode ?? exit.ok);
   } catch (e) {
     if (e instanceof CliError) {
       console.error(`zos: ${e.message}`);

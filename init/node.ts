@@ -9,6 +9,7 @@ import { Health } from "./health.ts";
 import { logger } from "./log.ts";
 import { nodeMethods } from "./methods/node.ts";
 import { serviceMethods } from "./methods/service.ts";
+import { startContainers, type ContainerManager } from "./containers/index.ts";
 import { Reaper } from "./reaper.ts";
 import { MethodRegistry } from "./rpc/registry.ts";
 import { RpcServer } from "./rpc/server.ts";
@@ -43,6 +44,7 @@ export class NodeRuntime {
   identity!: KeyPair;
   nodeId = "";
   rpc: RpcServer | null = null;
+  containers: ContainerManager | null = null;
   tcpPorts: number[] = [];
   private shuttingDown: Promise<void> | null = null;
 
@@ -79,6 +81,7 @@ export class NodeRuntime {
   startRpc(): void {
     this.registry.registerMethods(nodeMethods(this, this.registry));
     this.registry.registerMethods(serviceMethods(this.supervisor));
+    this.containers = startContainers(this.registry, this.config.stateDir);
     const rpc = new RpcServer({ identity: this.identity, registry: this.registry, trust: this.config.trust });
     this.rpc = rpc;
     if (this.config.trust.size === 0) log.warn("no trusted keys configured: every RPC call will be rejected (pass zos.admin=<key>)");
@@ -106,6 +109,7 @@ export class NodeRuntime {
   requestShutdown(kind: ShutdownKind, reason: string): Promise<void> {
     this.shuttingDown ??= (async () => {
       log.info(`${kind} requested (${reason}); stopping services`);
+      await this.containers?.shutdown();
       try {
         await this.supervisor.shutdown();
       } catch (e) {

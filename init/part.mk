@@ -4,3 +4,5 @@
 # test (started by the test with -x, never touching the clock); redis: the unsigned ceiling in bench-init.
 APT_PACKAGES += busybox util-linux iproute2 chrony redis-server redis-tools
 BENCH_AREAS += init
+# containers: crun runs them, nftables does NAT and port forwards (bridge and veths need iproute2).
+APT_PACKAGES += crun nftables

@@ -1,0 +1,55 @@
+// Driving Debian's crun. `run` keeps crun in the foreground as the container's parent, so its exit
+// status is the container's and the container's stdout/stderr are the pipes we hand it; state, kill,
+// delete and exec address the container by id under our own --root.
+import { ContainerError } from "./errors.ts";
+import { mustRun, runCommand, type CommandResult } from "./command.ts";
+
+export interface CrunState {
+  id: string;
+  status: "creating" | "created" | "running" | "stopped" | "paused";
+  pid: number;
+  bundle: string;
+}
+
+export class Crun {
+  constructor(
+    /** crun's state directory (--root). */
+    readonly root: string,
+    /** "cgroupfs" on a cgroup v2 node; "disabled" where init cannot manage cgroup v2 (the dev host). */
+    readonly cgroupManager: "cgroupfs" | "disabled",
+    readonly binary = "crun",
+  ) {}
+
+  private argv(...args: string[]): string[] {
+    return [this.binary, "--root", this.root, `--cgroup-manager=${this.cgroupManager}`, ...args];
+  }
+
+  /** Creates and starts the container; the process lives until the container's init exits. */
+  run(id: string, bundle: string): ReturnType<typeof Bun.spawn> {
+    return Bun.spawn(this.argv("run", "--bundle", bundle, id), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  }
+
+  /** The container's state, or null when crun does not know it. */
+  async state(id: string): Promise<CrunState | null> {
+    const r = await runCommand(this.argv("state", id));
+    if (r.code !== 0) return null;
+    return JSON.parse(r.stdout) as CrunState;
+  }
+
+  async kill(id: string, signal: string): Promise<void> {
+    const r = await runCommand(this.argv("kill", id, signal));
+    // a container that exited meanwhile is not an error for a stop
+    if (r.code !== 0 && !/not running|does not exist|No such process|container .* not found/i.test(r.stderr)) {
+      throw new ContainerError("system", `crun kill ${id} ${signal}: ${r.stderr.trim()}`, { container: id, step: "kill" });
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const r = await runCommand(this.argv("delete", "--force", id));
+    if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) await mustRun(this.argv("delete", "--force", id), "crun delete", { container: id });
+  }
+
+  async exec(id: string, args: string[], signal?: AbortSignal): Promise<CommandResult> {
+    return runCommand(this.argv("exec", id, ...args), { signal });
+  }
+}

@@ -1,0 +1,155 @@
+// Container networking: one bridge with a private subnet, a veth per container whose inside end
+// lives in a network namespace persisted as a file in the bundle, nftables NAT to the node's uplink
+// and port forwards as elements of two maps (host port -> container address . port), so adding or
+// removing a container's forwards never rewrites rules. Everything a container adds, detach removes.
+import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { ContainerError } from "./errors.ts";
+import { mustRun, runCommand } from "./command.ts";
+import type { Ipam } from "./ipam.ts";
+import type { PortForward } from "./spec.ts";
+
+export const BRIDGE = "zos-br0";
+export const NFT_TABLE = "zos_containers";
+
+function nftRuleset(subnet: string): string {
+  // `fib daddr type local`: only traffic addressed to the node itself is forwarded, in prerouting
+  // (from outside) and output (from the node, loopback included).
+  const dnat = `fib daddr type local dnat ip to tcp dport map @fwd_tcp\n    fib daddr type local dnat ip to udp dport map @fwd_udp`;
+  return `table ip ${NFT_TABLE} {
+  map fwd_tcp { type inet_service : ipv4_addr . inet_service; }
+  map fwd_udp { type inet_service : ipv4_addr . inet_service; }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ${dnat}
+  }
+  chain output {
+    type nat hook output priority -100; policy accept;
+    ${dnat}
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr ${subnet} oifname != "${BRIDGE}" masquerade
+    oifname "${BRIDGE}" ip saddr 127.0.0.0/8 masquerade
+  }
+}
+`;
+}
+
+export function vethName(container: string): string {
+  return "vz" + createHash("sha1").update(container).digest("hex").slice(0, 10);
+}
+
+export interface Attachment {
+  veth: string;
+  netnsPath: string;
+}
+
+export class Network {
+  private ready: Promise<void> | null = null;
+
+  constructor(readonly ipam: Ipam) {}
+
+  /** Creates the bridge, enables forwarding and installs the nftables table, once. */
+  ensureBridge(): Promise<void> {
+    this.ready ??= this.setupBridge().catch((e) => {
+      this.ready = null;
+      throw e;
+    });
+    return this.ready;
+  }
+
+  private async setupBridge(): Promise<void> {
+    const step = "bridge";
+    if ((await runCommand(["ip", "link", "show", BRIDGE])).code !== 0) {
+      await mustRun(["ip", "link", "add", BRIDGE, "type", "bridge"], step);
+      await mustRun(["ip", "addr", "add", `${this.ipam.gateway}/${this.ipam.prefix}`, "dev", BRIDGE], step);
+    }
+    await mustRun(["ip", "link", "set", BRIDGE, "up"], step);
+    writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+    // lets loopback-originated connections to a forwarded port be routed to the bridge
+    writeFileSync(`/proc/sys/net/ipv4/conf/${BRIDGE}/route_localnet`, "1");
+    if ((await runCommand(["nft", "list", "table", "ip", NFT_TABLE])).code !== 0) await mustRun(["nft", "-f", "-"], "nftables", { stdin: nftRuleset(this.ipam.subnet) });
+  }
+
+  /** A network namespace for the container, persisted at netnsPath, joined to the bridge by a veth. */
+  async attach(container: string, ip: string, netnsPath: string): Promise<Attachment> {
+    await this.ensureBridge();
+    const veth = vethName(container);
+    const step = "network";
+    closeSync(openSync(netnsPath, "w"));
+    await mustRun(["unshare", `--net=${netnsPath}`, "true"], step, { container });
+    const inside = [
+      `link add eth0 type veth peer name ${veth} netns ${process.pid}`,
+      `addr add ${ip}/${this.ipam.prefix} dev eth0`,
+      "link set lo up",
+      "link set eth0 up",
+      `route add default via ${this.ipam.gateway}`,
+    ].join("\n");
+    await mustRun(["nsenter", `--net=${netnsPath}`, "ip", "-batch", "-"], step, { container, stdin: inside + "\n" });
+    await mustRun(["ip", "link", "set", veth, "master", BRIDGE, "up"], step, { container });
+    return { veth, netnsPath };
+  }
+
+  /** Removes the veth and the namespace file; parts already gone are skipped. */
+  async detach(container: string, netnsPath: string): Promise<void> {
+    const veth = vethName(container);
+    if ((await runCommand(["ip", "link", "show", veth])).code === 0) await mustRun(["ip", "link", "del", veth], "network", { container });
+    if (existsSync(netnsPath)) {
+      await runCommand(["umount", netnsPath]);
+      rmSync(netnsPath, { force: true });
+    }
+  }
+
+  async addForwards(container: string, ip: string, ports: PortForward[]): Promise<void> {
+    if (!ports.length) return;
+    await this.ensureBridge();
+    const lines = ports.map((p) => `add element ip ${NFT_TABLE} fwd_${p.protocol} { ${p.hostPort} : ${ip} . ${p.containerPort} }`);
+    await mustRun(["nft", "-f", "-"], "port forward", { container, stdin: lines.join("\n") + "\n" });
+  }
+
+  async removeForwards(container: string, ports: PortForward[]): Promise<void> {
+    for (const p of ports) {
+      const r = await runCommand(["nft", "delete", "element", "ip", NFT_TABLE, `fwd_${p.protocol}`, `{ ${p.hostPort} }`]);
+      if (r.code !== 0 && !/No such file|does not exist/i.test(r.stderr)) {
+        throw new ContainerError("system", `removing forward ${p.protocol}/${p.hostPort}: ${r.stderr.trim()}`, { container, step: "port forward" });
+      }
+    }
+  }
+
+  /** Host ports currently forwarded, read back from nftables (for leak checks and restore). */
+  async forwardedPorts(): Promise<{ protocol: string; hostPort: number }[]> {
+    const r = await runCommand(["nft", "-j", "list", "table", "ip", NFT_TABLE]);
+    if (r.code !== 0) return [];
+    const out: { protocol: string; hostPort: number }[] = [];
+    for (const o of JSON.parse(r.stdout).nftables as Record<string, any>[]) {
+      const m = o.map;
+      if (!m || !String(m.name).startsWith("fwd_")) continue;
+      for (const el of m.elem ?? []) out.push({ protocol: String(m.name).slice(4), hostPort: Number(el[0]) });
+    }
+    return out;
+  }
+}
+
+/** Throws "conflict" when something on the node already listens on the port. */
+export async function probePort(port: number, protocol: "tcp" | "udp", container: string): Promise<void> {
+  const inUse = (e: Error) => new ContainerError("conflict", `${protocol} port ${port} is already in use on the node (${e.message})`, { container, step: "port forward" });
+  if (protocol === "tcp") {
+    await new Promise<void>((resolve, reject) => {
+      const srv = createServer();
+      srv.once("error", (e) => reject(inUse(e)));
+      srv.listen({ port, host: "0.0.0.0", exclusive: true }, () => srv.close(() => resolve()));
+    });
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      const sock = createSocket("udp4");
+      sock.once("error", (e) => {
+        sock.close();
+        reject(inUse(e));
+      });
+      sock.bind(port, "0.0.0.0", () => sock.close(() => resolve()));
+    });
+  }
+}
