@@ -1,14 +1,18 @@
 // The sending side of a RESP connection: values are encoded into one reusable RespWriter and leave
-// in one socket write per flush. What the socket does not take is copied aside and sent on drain,
-// so the writer can be reused at once.
+// in one socket write per flush. What the socket does not take is sent on drain: small remainders
+// are copied aside, a big one is sent from the writer's buffer while the writer uses another.
 import { RespWriter } from "./writer.ts";
 
-const DETACH_THRESHOLD = 64 * 1024;
+const LEND_THRESHOLD = 64 * 1024;
 
 export class Outbox {
   readonly writer: RespWriter;
   private backlog: Buffer[] = [];
   backlogBytes = 0;
+  /** The writer buffer the backlog still sends from, handed back once the backlog is empty. */
+  private lent: Buffer | null = null;
+  /** A big buffer ready to become the writer's again, so big replies do not allocate each time. */
+  private spare: Buffer | null = null;
 
   constructor(
     private readonly write: (data: Uint8Array) => number,
@@ -20,24 +24,20 @@ export class Outbox {
   /** Sends what the writer holds; returns false while bytes wait for a drain. */
   flush(): boolean {
     const w = this.writer;
-    if (w.length > 0) {
-      if (this.backlog.length === 0) {
-        const view = w.view();
-        const n = Math.max(this.write(view), 0);
-        if (n < view.length) {
-          // A large remainder (a big value) is handed over as is and the writer gets a fresh
-          // buffer; copying it would cost more than the allocation.
-          if (view.length - n >= DETACH_THRESHOLD) {
-            this.keep(view.subarray(n));
-            w.detach();
-          } else this.keep(Buffer.from(view.subarray(n)));
-        }
-      } else {
-        this.keep(Buffer.from(w.view()));
-      }
-      w.reset();
-      w.shrink(4 * 1024 * 1024);
+    if (w.length === 0) return this.drain();
+    const view = w.view();
+    const n = this.backlog.length === 0 ? Math.max(this.write(view), 0) : 0;
+    if (n < view.length) {
+      if (view.length - n >= LEND_THRESHOLD && this.lent === null) {
+        // A big remainder (a big value) is sent from the writer's own buffer, and the writer
+        // continues in another one: no copy.
+        this.keep(view.subarray(n));
+        this.lent = w.swap(this.spare);
+        this.spare = null;
+      } else this.keep(Buffer.from(view.subarray(n)));
     }
+    w.reset();
+    w.shrink(4 * 1024 * 1024);
     return this.drain();
   }
 
@@ -53,12 +53,17 @@ export class Outbox {
         return false;
       }
     }
+    if (this.lent !== null) {
+      this.spare = this.lent;
+      this.lent = null;
+    }
     return true;
   }
 
   clear(): void {
     this.backlog = [];
     this.backlogBytes = 0;
+    this.lent = null;
     this.writer.reset();
   }
 

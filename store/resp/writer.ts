@@ -29,10 +29,12 @@ export class RespWriter {
     return this.buf.subarray(0, this.length);
   }
 
-  /** Gives up the current buffer (someone else keeps a view of it) and starts a fresh one. */
-  detach(): void {
-    this.buf = Buffer.allocUnsafe(this.initialSize);
+  /** Gives up the current buffer (the caller keeps using it) for next, or a fresh one; empties the writer. */
+  swap(next: Buffer | null): Buffer {
+    const old = this.buf;
+    this.buf = next ?? Buffer.allocUnsafe(this.initialSize);
     this.length = 0;
+    return old;
   }
 
   reset(): void {

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { RespDecoder, RespError, RespFrameTooLarge, RespProtocolError, type RespValue } from "../../store/resp/decoder.ts";
 import { RespWriter } from "../../store/resp/writer.ts";
+import { Outbox } from "../../store/resp/outbox.ts";
 
 function decodeAll(chunks: Uint8Array[], limits?: ConstructorParameters<typeof RespDecoder>[1]): (RespValue | RespFrameTooLarge)[] {
   const out: (RespValue | RespFrameTooLarge)[] = [];
@@ -112,5 +113,39 @@ describe("RESP writer", () => {
     w.bulkString("dropped");
     w.rewind(mark);
     expect(Buffer.from(w.view()).toString("latin1")).toBe("+OK\r\n-bad line\r\n:-3\r\n$-1\r\n*1\r\n$2\r\n\xc3\xa9\r\n");
+  });
+});
+
+describe("Outbox", () => {
+  test("a socket taking any number of bytes per write still gets every byte in order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 200_000 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 150_000 }), { minLength: 1, maxLength: 20 }).map((a) => [...a, 4096]), // and some progress
+        (replies, accepts) => {
+          const sent: Buffer[] = [];
+          let call = 0;
+          const out = new Outbox((data) => {
+            const n = Math.min(data.length, accepts[call++ % accepts.length]);
+            sent.push(Buffer.from(data.subarray(0, n)));
+            return n;
+          });
+          const expected: Buffer[] = [];
+          let seed = 1;
+          for (const [size, drainAfter] of replies) {
+            const value = Buffer.alloc(size, seed++ & 0xff);
+            const w = new RespWriter();
+            w.bulk(value);
+            expected.push(Buffer.from(w.view()));
+            out.writer.bulk(value);
+            out.flush();
+            if (drainAfter) out.drain();
+          }
+          for (let i = 0; i < 10_000 && !out.drain(); i++);
+          expect(Buffer.concat(sent).equals(Buffer.concat(expected))).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
