@@ -6,6 +6,9 @@ import { generateKeyPair, keyId, parsePublicKey } from "../../init/identity/ed25
 import { parseNodeAddress } from "../../init/rpc/client.ts";
 import { s, SchemaError } from "../../init/rpc/schema.ts";
 import { parseInitArgs } from "../../init/args.ts";
+import { TrustStore } from "../../init/rpc/trust.ts";
+import { writeFileSync } from "node:fs";
+import { tempDir } from "./helpers.ts";
 
 describe("kernel command line", () => {
   test("zos options, comma lists, repeats, flags and quoting", () => {
@@ -77,6 +80,25 @@ describe("parameter schemas", () => {
         expect(e).toBeInstanceOf(SchemaError);
         expect((e as SchemaError).path).toBe(path);
       }
+    }
+  });
+});
+
+describe("trusted keys file", () => {
+  test("roles per line, comments, highest role wins, bad lines named", () => {
+    const d = tempDir();
+    try {
+      const [a, b] = [generateKeyPair(), generateKeyPair()];
+      writeFileSync(`${d.path}/keys`, `# operators of the farm\nreader ${keyId(a.publicKey)} laptop\n\nadmin ${Buffer.from(a.publicKey).toString("hex")}\noperator ${keyId(b.publicKey)}\n`);
+      const t = new TrustStore();
+      t.addFile(`${d.path}/keys`);
+      expect(t.roleOf(a.publicKey)).toBe("admin");
+      expect(t.roleOf(b.publicKey)).toBe("operator");
+      expect(t.roleOf(generateKeyPair().publicKey)).toBeUndefined();
+      writeFileSync(`${d.path}/bad`, `reader ${keyId(a.publicKey)}\nroot ${keyId(b.publicKey)}\n`);
+      expect(() => new TrustStore().addFile(`${d.path}/bad`)).toThrow(`${d.path}/bad:2: role must be one of`);
+    } finally {
+      d.cleanup();
     }
   });
 });
