@@ -5,11 +5,11 @@
 // connection run concurrently and each can stream items and be cancelled.
 import { chmodSync, existsSync, rmSync } from "node:fs";
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
-import { keyId, verifySignature, type KeyPair } from "../identity/ed25519.ts";
+import { keyId, verifySignatureAsync, type KeyPair } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
 import { RpcError, type RpcErrorCode } from "./errors.ts";
 import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
-import { roleAllows, type MethodRegistry } from "./registry.ts";
+import { roleAllows, type MethodRegistry, type Role } from "./registry.ts";
 import { ReplayCache } from "./replay.ts";
 import { SchemaError } from "./schema.ts";
 import type { TrustStore } from "./trust.ts";
@@ -172,17 +172,27 @@ export class RpcServer {
     const role = this.opts.trust.roleOf(key);
     const callerId = keyId(key);
     if (!role) return this.reject(socket, id, nonce, "unknown-key", `key ${callerId} is not trusted by this node`);
-    if (!verifySignature(key, requestDigest(envelope.b), envelope.s)) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
+    verifySignatureAsync(key, requestDigest(envelope.b), envelope.s).then(
+      (ok) => {
+        if (socket.data.closed) return;
+        if (!ok) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
+        this.onVerified(socket, body, id!, nonce!, method, key, ts, role, callerId);
+      },
+    ).catch((e) => log.error(`unexpected error handling a request from ${socket.data.peer}`, e));
+  }
+
+  /** The rest of the checks, once the signature is known good; then dispatch. */
+  private onVerified(socket: Socket<Connection>, body: Record<string, unknown>, id: number, nonce: Uint8Array, method: string, key: Uint8Array, ts: number, role: Role, callerId: string): void {
     const skew = ts - this.now();
     if (Math.abs(skew) > this.windowMs)
       return this.reject(socket, id, nonce, "stale-timestamp", `timestamp is ${Math.round(skew / 1000)} s off the node's clock (window ±${this.windowMs / 1000} s); check the clocks`);
-    const seen = this.replay.check(key, nonce!, ts);
+    const seen = this.replay.check(key, nonce, ts);
     if (seen === "replay") return this.reject(socket, id, nonce, "replay", "this nonce was already used; every request needs a fresh one");
     if (seen === "full") return this.reject(socket, id, nonce, "unavailable", "replay cache is full; retry shortly");
 
     const conn = socket.data;
-    if (method === "rpc.cancel") return this.cancel(socket, id!, nonce!, callerId, body.p);
-    if (conn.calls.has(id!)) return this.reject(socket, id, nonce, "duplicate-id", `request id ${id} is already in use on this connection`);
+    if (method === "rpc.cancel") return this.cancel(socket, id, nonce, callerId, body.p);
+    if (conn.calls.has(id)) return this.reject(socket, id, nonce, "duplicate-id", `request id ${id} is already in use on this connection`);
     const def = this.opts.registry.get(method);
     if (!def) return this.reject(socket, id, nonce, "unknown-method", `no method named '${method}'`);
     if (!roleAllows(role, def.role)) return this.reject(socket, id, nonce, "forbidden", `${method} needs role ${def.role}; key ${callerId} has ${role}`);
@@ -196,7 +206,7 @@ export class RpcServer {
 
     this.stats.calls++;
     const abort = new AbortController();
-    conn.calls.set(id!, { abort, callerId });
+    conn.calls.set(id, { abort, callerId });
     const ctx = {
       callerId, role, signal: abort.signal,
       emit: (item: unknown) => {
@@ -204,8 +214,8 @@ export class RpcServer {
       },
     };
     const settle = (response: Omit<ResponseBody, "k" | "t">) => {
-      if (conn.calls.get(id!)?.abort !== abort) return;
-      conn.calls.delete(id!);
+      if (conn.calls.get(id)?.abort !== abort) return;
+      conn.calls.delete(id);
       this.send(socket, response);
     };
     Promise.resolve()
