@@ -200,7 +200,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
       await qemuIo(t.uri("a"), "write -P 0x42 1M 1M", "flush");
       t.server.removeExport("a");
       await t.manager.closeVdisk("a");
-      expect(t.manager.delete("a@nope")).rejects.toBeInstanceOf(VdiskError);
+      await expect(t.manager.delete("a@nope")).rejects.toBeInstanceOf(VdiskError);
       // The snapshot still uses the 0x41 block and its map: only a's own blocks go.
       const report = await t.manager.delete("a");
       expect(report.deleted).toBeGreaterThan(0);
@@ -246,7 +246,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
     await s.manager.resize("rs", 3 * MiB + 512);
     await s.manager.resize("rs", 8 * MiB);
     await qemuIo(s.uri("rs"), "read -P 7 3M 512", `read -P 0 ${3 * MiB + 512} ${5 * MiB - 512}`);
-    expect(s.manager.resize("rs", 1000)).rejects.toBeInstanceOf(VdiskError);
+    await expect(s.manager.resize("rs", 1000)).rejects.toBeInstanceOf(VdiskError);
   });
 });
 

@@ -54,7 +54,7 @@ export class VdiskManager {
     this.opts = {
       cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
       writebackIntervalMs: o.writebackIntervalMs ?? 30_000,
-      putConcurrency: o.putConcurrency ?? 16,
+      putConcurrency: o.putConcurrency ?? 32,
       log: o.log ?? ((m) => console.error(m)),
     };
   }

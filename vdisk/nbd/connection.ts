@@ -266,8 +266,9 @@ export class NbdConnection {
   private doRead(req: Request, exp: BlockExport): void | Promise<void> {
     const structured = this.session!.structured;
     const headerLength = structured ? P.STRUCTURED_REPLY_HEADER_LENGTH + 8 : P.SIMPLE_REPLY_HEADER_LENGTH;
-    const buf = new Uint8Array(headerLength + req.length);
-    const v = new DataView(buf.buffer);
+    // Not zero-filled: every byte is written below or by read(). Small ones come from a shared pool.
+    const buf = Buffer.allocUnsafe(headerLength + req.length);
+    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     if (structured) {
       v.setUint32(0, P.STRUCTURED_REPLY_MAGIC);
       v.setUint16(4, P.REPLY_FLAG_DONE);
@@ -278,6 +279,7 @@ export class NbdConnection {
       v.setUint32(24, req.offset >>> 0);
     } else {
       v.setUint32(0, P.SIMPLE_REPLY_MAGIC);
+      v.setUint32(4, 0); // error
       buf.set(req.cookie, 8);
     }
     const r = exp.read(buf.subarray(headerLength), req.offset);
