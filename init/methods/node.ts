@@ -27,7 +27,7 @@ export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record
         uptimeSeconds: { system: systemUptime(), init: Math.round((Date.now() - node.startedAt) / 1000) },
         ...machineFacts(),
         health: node.health.snapshot(),
-        services: node.supervisor.list().length,
+        services: node.supervisor.size,
         orphansReaped: node.reaper.reaped,
         rpc: node.rpc?.stats ?? null,
       }),

@@ -181,6 +181,10 @@ export class Supervisor {
     return [...this.services.values()].map((s) => this.statusOf(s)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  get size(): number {
+    return this.services.size;
+  }
+
   has(name: string): boolean {
     return this.services.has(name);
   }
