@@ -142,10 +142,6 @@ export class Namespace {
     return ns;
   }
 
-  static exists(name: string, cfg: StorageConfig): boolean {
-    return fs.existsSync(join(cfg.indexRoot, name, SETTINGS_FILE)) || fs.existsSync(join(cfg.dataRoot, name));
-  }
-
   // ---- recovery ----
 
   private load(): void {
