@@ -24,13 +24,10 @@ export function segments(offset: number, length: number, blockSize: number): Seg
   return out;
 }
 
+let zeroes = new Uint8Array(64 * 1024);
+
+/** A native memcmp against a shared zero buffer: far faster than a JS loop over the bytes. */
 export function isAllZero(buf: Uint8Array): boolean {
-  // Word-wise when aligned: 8x fewer iterations than bytes.
-  if (buf.byteOffset % 8 === 0 && buf.length % 8 === 0) {
-    const words = new BigUint64Array(buf.buffer, buf.byteOffset, buf.length / 8);
-    for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-    return true;
-  }
-  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
+  if (zeroes.length < buf.length) zeroes = new Uint8Array(buf.length);
+  return Buffer.compare(buf, zeroes.subarray(0, buf.length)) === 0;
 }

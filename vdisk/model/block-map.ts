@@ -7,20 +7,16 @@
 // root, so a snapshot is a copy of one root reference and a commit is O(changed pages).
 import { getBlock, putBlock, type BlockBackend, type BlockRef } from "../../store/index.ts";
 import { VdiskError } from "./errors.ts";
+import { isAllZero } from "../segments.ts";
 
 export const ENTRY = 64;
 export const ENTRIES_PER_PAGE = 1024;
 const PAGE_BYTES = ENTRY * ENTRIES_PER_PAGE;
 
-function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
 function refAt(buf: Uint8Array, i: number): BlockRef | null {
   const e = buf.subarray(i * ENTRY, (i + 1) * ENTRY);
   // Copies: the page changes under later set() calls, and a returned ref must not.
-  return isZero(e) ? null : { id: new Uint8Array(e.subarray(0, 32)), key: new Uint8Array(e.subarray(32, 64)) };
+  return isAllZero(e) ? null : { id: new Uint8Array(e.subarray(0, 32)), key: new Uint8Array(e.subarray(32, 64)) };
 }
 
 function setRef(buf: Uint8Array, i: number, ref: BlockRef | null): void {
@@ -163,7 +159,7 @@ export class BlockMap {
       await Promise.all(
         changed.map(async (p) => {
           const page = this.pages[p];
-          const ref = page && !isZero(page) ? await putBlock(store, page) : null;
+          const ref = page && !isAllZero(page) ? await putBlock(store, page) : null;
           const old = this.pageRefs[p];
           if (old && (!ref || Buffer.compare(old.id, ref.id) !== 0)) released.push(old);
           this.pageRefs[p] = ref;
@@ -176,7 +172,7 @@ export class BlockMap {
     }
     const rootPlain = new Uint8Array(this.pageRefs.length * ENTRY);
     this.pageRefs.forEach((r, p) => setRef(rootPlain, p, r));
-    const root = isZero(rootPlain) ? null : await putBlock(store, rootPlain);
+    const root = isAllZero(rootPlain) ? null : await putBlock(store, rootPlain);
     if (this.root && (!root || Buffer.compare(this.root.id, root.id) !== 0)) released.push(this.root);
     this.root = root;
     this.rootStale = false;
