@@ -310,4 +310,28 @@ describe("bad input", () => {
       tight.close();
     }
   });
+
+  test("NBD_OPT_EXPORT_NAME (the oldest way in) with and without the 124 zero bytes, then simple replies", async () => {
+    for (const flags of [1, 3]) {
+      const c = await RawClient.connect(port);
+      await c.read(18);
+      c.send(new Uint8Array([0, 0, 0, flags]));
+      c.option(1, new TextEncoder().encode("small"));
+      const reply = (await c.read(flags === 3 ? 10 : 134))!;
+      const v = new DataView(reply.buffer);
+      expect(v.getBigUint64(0)).toBe(BigInt(64 * 1024 * 1024));
+      expect(v.getUint16(8) & 1).toBe(1); // HAS_FLAGS
+      expect(v.getUint16(8) & (1 << 7)).toBe(0); // no DF without structured replies
+      if (flags === 1) expect(reply.subarray(10).every((b) => b === 0)).toBe(true);
+      c.request(0, 0, 512, { cookie: 77 });
+      expect(await c.simpleReply(512)).toMatchObject({ error: 0, cookie: 77 });
+      c.request(2, 0, 0);
+      expect(await c.waitClosed()).toBe(true);
+    }
+    const gone = await RawClient.connect(port);
+    await gone.read(18);
+    gone.send(new Uint8Array([0, 0, 0, 1]));
+    gone.option(1, new TextEncoder().encode("missing"));
+    expect(await gone.waitClosed()).toBe(true); // EXPORT_NAME cannot carry an error
+  });
 });

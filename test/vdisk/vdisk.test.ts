@@ -236,6 +236,32 @@ describe("snapshots, clones, dedup, reclamation", () => {
     }
   });
 
+  test("WRITE_ZEROES and TRIM turn whole blocks into holes; FAST_ZERO refuses a partial block that needs a fetch", async () => {
+    await s.manager.create("z", 4 * MiB);
+    await serve(s, "z");
+    await qemuIo(s.uri("z"), "write -P 9 0 1M", "flush");
+    // Drop the cache so block 1 must come from the store.
+    s.server.removeExport("z");
+    await s.manager.closeVdisk("z");
+    await serve(s, "z");
+    const c = await RawClient.connect(s.port);
+    await c.handshake("z");
+    c.request(6, 65536 + 512, 1024, { flags: 1 << 4, cookie: 1 }); // FAST_ZERO inside an uncached block
+    expect(await c.simpleReply()).toMatchObject({ error: 95, cookie: 1 });
+    c.request(6, 0, 65536, { flags: 1 << 4, cookie: 2 }); // a whole block is a map edit: fast
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+    c.request(4, 2 * 65536, 2 * 65536, { cookie: 3 }); // TRIM two blocks
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 3 });
+    c.request(6, 65536 + 512, 1024, { cookie: 4 }); // the slow way is fine without FAST_ZERO
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 4 });
+    c.request(3, 0, 0, { cookie: 5 });
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 5 });
+    c.destroy();
+    await qemuIoRead(s.uri("z"), "read -P 0 0 64k", "read -P 9 64k 512", "read -P 0 66048 1024", "read -P 9 67072 63488", "read -P 0 128k 128k", "read -P 9 256k 768k");
+    const map = JSON.parse(await mustRun(["qemu-img", "map", "--output=json", "-f", "raw", s.uri("z")])) as { start: number; length: number; data: boolean }[];
+    expect(map.filter((m) => m.data).map((m) => [m.start, m.length])).toEqual([[65536, 65536], [262144, 786432]]);
+  });
+
   test("resize grows with holes and shrinks, dropping data past the end", async () => {
     await s.manager.create("rs", 4 * MiB);
     await serve(s, "rs");
