@@ -1,6 +1,5 @@
 // Zero-OS init. As PID 1 it boots the machine (pid1.ts); anywhere else it is a supervisor with the
 // same RPC interface (host.ts). This file is what the initramfs runs, bundled with `bun build`.
-import "./lean-cbor.ts"; // must run before cbor-x is first imported
 import { ArgsError, parseInitArgs, usage, type InitArgs } from "./args.ts";
 import { getpid } from "./libc.ts";
 import { log } from "./log.ts";

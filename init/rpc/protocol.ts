@@ -14,7 +14,9 @@
 // repeats the request nonce so a recorded response cannot answer another request. A call streams zero or
 // more "item" responses, then exactly one "result" or "error". "rpc.cancel" {id} aborts an open call.
 import { createHash, randomBytes } from "node:crypto";
-import { Encoder } from "cbor-x";
+// "cbor-x/encode" resolves to its index.js: the same codec without loading the optional native
+// cbor-extract addon, which would cost PID 1 about 6 MiB of RSS for no gain on small frames.
+import { Encoder } from "cbor-x/encode";
 import { signMessage, verifySignature, type KeyPair } from "../identity/ed25519.ts";
 import type { RpcErrorCode } from "./errors.ts";
 
