@@ -10,7 +10,7 @@ import { buildTrust } from "./trust-setup.ts";
 
 const log = logger("host");
 
-export function runHostMode(args: InitArgs): NodeRuntime {
+export async function runHostMode(args: InitArgs): Promise<NodeRuntime> {
   if (!args.configDir || !args.stateDir) throw new ArgsError("host mode needs --config-dir DIR (service files) and --state-dir DIR (node key)");
   setDebug(args.debug);
   setChildSubreaper();
@@ -32,7 +32,8 @@ export function runHostMode(args: InitArgs): NodeRuntime {
   node.startSupervisor();
   node.startRpc();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void node.requestShutdown("poweroff", sig));
-  // one machine-readable line for scripts and tests that start us
+  await node.containersLoaded;
+  // one machine-readable line for scripts and tests that start us (every method is registered by now)
   process.stdout.write(JSON.stringify({ event: "ready", nodeId: node.nodeId, pid: process.pid, socket: node.config.socketPath, tcp: node.tcpPorts }) + "\n");
   return node;
 }

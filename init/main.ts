@@ -36,10 +36,8 @@ if (isPid1) {
   // keep the event loop alive even if every listener failed
   setInterval(() => {}, 1 << 30);
 } else {
-  try {
-    runHostMode(args);
-  } catch (e) {
+  runHostMode(args).catch((e) => {
     console.error(`init: ${(e as Error).message}`);
     process.exit(e instanceof ArgsError ? 2 : 1);
-  }
+  });
 }

@@ -9,7 +9,7 @@ import { Health } from "./health.ts";
 import { logger } from "./log.ts";
 import { nodeMethods } from "./methods/node.ts";
 import { serviceMethods } from "./methods/service.ts";
-import { startContainers, type ContainerManager } from "./containers/index.ts";
+import type { ContainerManager } from "./containers/index.ts";
 import { Reaper } from "./reaper.ts";
 import { MethodRegistry } from "./rpc/registry.ts";
 import { RpcServer } from "./rpc/server.ts";
@@ -45,6 +45,8 @@ export class NodeRuntime {
   nodeId = "";
   rpc: RpcServer | null = null;
   containers: ContainerManager | null = null;
+  /** Settles once container support is loaded (or failed to load); see startRpc. */
+  containersLoaded: Promise<void> = Promise.resolve();
   tcpPorts: number[] = [];
   private shuttingDown: Promise<void> | null = null;
 
@@ -81,7 +83,17 @@ export class NodeRuntime {
   startRpc(): void {
     this.registry.registerMethods(nodeMethods(this, this.registry));
     this.registry.registerMethods(serviceMethods(this.supervisor));
-    this.containers = startContainers(this.registry, this.config.stateDir);
+    // loaded on its own: the container stack pulls in the store and the native addon, and a failure
+    // there (say, an addon missing from the image) must cost the node its containers, not PID 1
+    this.containersLoaded = import("./containers/index.ts")
+      .then((m) => {
+        this.containers = m.startContainers(this.registry, this.config.stateDir);
+        this.health.ok("containers");
+      })
+      .catch((e) => {
+        log.error("container support unavailable", e);
+        this.health.fail("containers", e);
+      });
     const rpc = new RpcServer({ identity: this.identity, registry: this.registry, trust: this.config.trust });
     this.rpc = rpc;
     if (this.config.trust.size === 0) log.warn("no trusted keys configured: every RPC call will be rejected (pass zos.admin=<key>)");
@@ -109,6 +121,7 @@ export class NodeRuntime {
   requestShutdown(kind: ShutdownKind, reason: string): Promise<void> {
     this.shuttingDown ??= (async () => {
       log.info(`${kind} requested (${reason}); stopping services`);
+      await this.containersLoaded;
       await this.containers?.shutdown();
       try {
         await this.supervisor.shutdown();

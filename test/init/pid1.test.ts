@@ -17,7 +17,7 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-async function bootInNamespace(makeServices: (dir: string) => Record<string, string>) {
+async function bootInNamespace(makeServices: (dir: string) => Record<string, string>, env: Record<string, string> = {}) {
   // not under /tmp: PID 1 mounts a fresh tmpfs there
   const dir = mkdtempSync("/var/tmp/zos-pid1-");
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +28,7 @@ async function bootInNamespace(makeServices: (dir: string) => Record<string, str
   const proc = Bun.spawn(
     ["unshare", "--pid", "--fork", "--mount-proc", "--mount", "--uts", "--net",
       bun, join(repoRoot, "init", "main.ts"), "--config-dir", join(dir, "services"), "--state-dir", join(dir, "state"), "--socket", socket, "--admin-key", keyId(admin.publicKey)],
-    { env: { ...process.env, ZOS_BOOT_SKIP: "modules,network,time" }, stdout: "pipe", stderr: "pipe" },
+    { env: { ...process.env, ZOS_BOOT_SKIP: "modules,network,time", ...env }, stdout: "pipe", stderr: "pipe" },
   );
   let log = "";
   const drain = (s: ReadableStream<Uint8Array>) => (async () => {
@@ -71,8 +71,15 @@ test("PID 1 boots, reaps orphans, keeps exit codes, and reboots on SIGTERM after
   expect(readFileSync(join(n.dir, "trace"), "utf8")).toBe("top\nbase\n");
 });
 
-test("PID 1 powers off over RPC", async () => {
-  const n = await bootInNamespace(() => ({ idle: "exec: sleep 1000\n" }));
+test("PID 1 survives a part that fails to load, and powers off over RPC", async () => {
+  // the container stack needs the native addon; without it only container support is lost
+  const n = await bootInNamespace(() => ({ idle: "exec: sleep 1000\n" }), { ZOS_NATIVE_PATH: "/nonexistent/zos_native.node" });
+  const info = await until(async () => {
+    const i = await n.client.call<{ health: Record<string, { ok: boolean; detail: string }> }>("node.info");
+    return i.health.containers ? i : null;
+  }, "container support to load or fail");
+  expect(info.health.containers).toMatchObject({ ok: false });
+  expect(info.health.containers.detail).toContain("native addon");
   expect(await n.client.call("node.poweroff")).toEqual({ accepted: "poweroff" });
   expect(await n.proc.exited).toBe(130); // SIGINT: RB_POWER_OFF in a PID namespace
   expect(n.log()).toContain("powering off");
