@@ -2,7 +2,8 @@
 // throws a ZdbError, which the connection turns into the error reply. Replies follow 0-db:
 // SET answers the key (the new id in seq mode) or nil when nothing changed; DEL answers +OK or
 // "Key not found"; SCAN/RSCAN answer [next-cursor, [[key, size, timestamp], ...]] and "No more data"
-// at the end; CHECK answers 1 (intact) or 0 (damaged).
+// at the end (SCANX is the same); CHECK answers 1 (intact) or 0 (damaged); LENGTH and KEYTIME
+// answer a key's size and timestamp; FLUSH (admin) empties the selected namespace.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { RespWriter } from "../resp/writer.ts";
 import { ZdbError } from "./errors.ts";
@@ -250,7 +251,28 @@ export const commands: Record<string, Command> = {
     },
   },
 
+  LENGTH: {
+    min: 2,
+    max: 2,
+    run: (_c, s, args, out) => {
+      const e = s.current().lookup(keyString(args[1]));
+      if (e === undefined) out.nil();
+      else out.integer(e.size);
+    },
+  },
+
+  KEYTIME: {
+    min: 2,
+    max: 2,
+    run: (_c, s, args, out) => {
+      const e = s.current().lookup(keyString(args[1]));
+      if (e === undefined) out.nil();
+      else out.integer(e.timestamp);
+    },
+  },
+
   SCAN: { min: 1, max: 2, run: scan(false) },
+  SCANX: { min: 1, max: 2, run: scan(false) },
   RSCAN: { min: 1, max: 2, run: scan(true) },
 
   DBSIZE: {
@@ -344,6 +366,16 @@ export const commands: Record<string, Command> = {
           throw new ZdbError("arguments", `Unknown namespace property "${prop}": password, public, maxsize, mode, worm`);
       }
       ns.setSettings(next);
+      out.simple("OK");
+    },
+  },
+
+  FLUSH: {
+    min: 1,
+    max: 1,
+    run: (_c, s, _a, out) => {
+      s.requireAdmin();
+      s.forWrite().flush();
       out.simple("OK");
     },
   },

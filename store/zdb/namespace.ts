@@ -646,6 +646,25 @@ export class Namespace {
     this.readers.clear();
   }
 
+  /** Empties the namespace (FLUSH): every data and index file goes, the settings stay. */
+  flush(): void {
+    if (this.compaction !== null) throw new ZdbError("denied", "Compaction in progress, try again when it is done");
+    fs.closeSync(this.active.dataFd);
+    fs.closeSync(this.active.indexFd);
+    for (const fd of this.readers.values()) fs.closeSync(fd);
+    this.readers.clear();
+    for (const [dir, prefix] of [[this.dataDir, "d"], [this.indexDir, "i"]] as const) {
+      for (const n of fs.readdirSync(dir)) if (fileIdOf(n, prefix) !== null) fs.rmSync(join(dir, n));
+    }
+    this.entries.clear();
+    this.log = [];
+    this.deadInLog = 0;
+    this.usedBytes = 0;
+    this.nextSeq = 0;
+    this.dirty = false;
+    this.active = this.createFiles(0);
+  }
+
   /** Closes and deletes every file of the namespace. */
   destroy(): void {
     this.close();

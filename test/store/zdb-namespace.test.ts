@@ -75,4 +75,20 @@ describe("zdb namespace", () => {
     expect(again.settings).toEqual({ password: "pw", public: false, maxsize: 1234, mode: "user", worm: true });
     again.close();
   });
+
+  test("a flushed namespace stays empty after a reopen and keeps its settings", () => {
+    const cfg = config();
+    const ns = Namespace.open("f", cfg);
+    ns.setSettings({ ...ns.settings, maxsize: 999_999 });
+    for (let i = 0; i < 30; i++) ns.put(Buffer.from(`k${i}`), randomBytes(5000));
+    ns.flush();
+    expect(ns.entries.size).toBe(0);
+    ns.put(Buffer.from("after"), Buffer.from("flush"));
+    ns.close();
+    const again = Namespace.open("f", cfg);
+    expect([...again.entries.keys()]).toEqual(["after"]);
+    expect(read(again, "after")!.toString()).toBe("flush");
+    expect(again.settings.maxsize).toBe(999_999);
+    again.close();
+  });
 });

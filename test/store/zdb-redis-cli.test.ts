@@ -32,7 +32,7 @@ describe("zdb server driven by redis-cli", () => {
     expect(await cli("--raw", "INFO")).toContain("fsync: everysec");
   });
 
-  test("SET, GET, MGET, EXISTS, CHECK, DEL, DBSIZE in the default namespace", async () => {
+  test("SET, GET, MGET, EXISTS, CHECK, LENGTH, KEYTIME, DEL, DBSIZE in the default namespace", async () => {
     expect(await cli("SET", "k1", "v1")).toBe('"k1"');
     expect(await cli("SET", "k1", "v1")).toBe("(nil)"); // unchanged
     expect(await cli("SET", "k2", "value two")).toBe('"k2"');
@@ -44,6 +44,11 @@ describe("zdb server driven by redis-cli", () => {
     expect(await cli("CHECK", "k2")).toBe("(integer) 1");
     expect(await cli("CHECK", "nope")).toBe("(nil)");
     expect(await cli("DBSIZE")).toBe("(integer) 2");
+    expect(await cli("LENGTH", "k2")).toBe("(integer) 9");
+    expect(await cli("LENGTH", "nope")).toBe("(nil)");
+    const keytime = Number((await cli("KEYTIME", "k2")).replace("(integer) ", ""));
+    expect(Math.abs(keytime - Date.now() / 1000)).toBeLessThan(600);
+    expect(await cli("KEYTIME", "nope")).toBe("(nil)");
     expect(await cli("DEL", "k2")).toBe("OK");
     expect(await cli("DEL", "k2")).toBe("(error) Key not found");
     expect(await cli("GET", "k2")).toBe("(nil)");
@@ -57,7 +62,7 @@ describe("zdb server driven by redis-cli", () => {
     expect(raw.subarray(0, raw.length - 1).equals(value)).toBe(true); // --raw appends a newline
   });
 
-  test("SCAN and RSCAN walk every key with [key, size, timestamp] and end with No more data", async () => {
+  test("SCAN, SCANX and RSCAN walk every key with [key, size, timestamp] and end with No more data; FLUSH", async () => {
     await admin("NSNEW", "scanme");
     const keys = Array.from({ length: 40 }, (_, i) => `s${i}`);
     const script = ["SELECT scanme", ...keys.map((k, i) => `SET ${k} ${"x".repeat(i + 1)}`), "DEL s7"].join("\n") + "\n";
@@ -79,7 +84,14 @@ describe("zdb server driven by redis-cli", () => {
     };
     const expected = keys.filter((k) => k !== "s7");
     expect(await walk("SCAN")).toEqual(expected);
+    expect(await walk("SCANX")).toEqual(expected);
     expect(await walk("RSCAN")).toEqual([...expected].reverse());
+
+    // FLUSH empties the namespace (admin only), keeps it usable.
+    expect(await redisCli(z.port, [], Buffer.from("SELECT scanme\nFLUSH\n"))).toContain("(error) Permission denied: admin required");
+    const flushed = await redisCli(z.port, [], Buffer.from("AUTH sesame\nSELECT scanme\nFLUSH\nDBSIZE\nGET s1\nSET s1 again\nGET s1\n"));
+    expect(flushed.trimEnd().split("\n")).toEqual(["OK", "OK", "OK", "(integer) 0", "(nil)", '"s1"', '"again"']);
+    expect(await cli("--raw", "NSINFO", "scanme")).toContain("entries: 1\n");
   });
 
   test("namespaces: NSNEW, NSLIST, NSINFO, NSSET, SELECT with passwords, NSDEL", async () => {
