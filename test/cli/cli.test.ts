@@ -208,6 +208,22 @@ describe("zos", () => {
     expect(r.err).toContain("cannot connect");
   });
 
+  test("reboot over RPC stops services in order and ends a host-mode node", async () => {
+    const other = await startHostNode({ s: "exec: sleep 1000\n" });
+    const key = join(home.path, "other.key");
+    writeFileSync(key, Buffer.from(other.keys.admin.seed).toString("hex") + "\n", { mode: 0o400 });
+    try {
+      const r = await zos(["--node", `unix:${other.socket}`, "--key", key, "reboot"]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("reboot accepted");
+      expect(await other.proc.exited).toBe(0);
+      expect(other.output()).toContain("reboot requested (rpc)");
+      expect(other.output()).toContain("host mode: reboot ends the supervisor");
+    } finally {
+      await other.stop();
+    }
+  });
+
   test("poweroff over RPC stops services and ends a host-mode node", async () => {
     useKey("reader");
     expect((await zos(["--node", `unix:${node.socket}`, "poweroff"])).code).toBe(4);
