@@ -15,12 +15,15 @@ import { SchemaError } from "./schema.ts";
 import type { TrustStore } from "./trust.ts";
 
 const log = logger("rpc");
+/** Replies queued for a connection beyond which it is closed (its peer is not reading). */
+const MAX_UNSENT_BYTES = 16 << 20;
 
 interface Connection {
   peer: string;
   reader: FrameReader;
   calls: Map<number, { abort: AbortController; callerId: string }>;
   pending: Uint8Array[];
+  pendingBytes: number;
   closed: boolean;
 }
 
@@ -76,7 +79,7 @@ export class RpcServer {
   private handlers() {
     return {
       open: (socket: Socket<Connection>) => {
-        socket.data = { peer: socket.remoteAddress || "unix", reader: new FrameReader(this.opts.maxFrame ?? MAX_FRAME), calls: new Map(), pending: [], closed: false };
+        socket.data = { peer: socket.remoteAddress || "unix", reader: new FrameReader(this.opts.maxFrame ?? MAX_FRAME), calls: new Map(), pending: [], pendingBytes: 0, closed: false };
         this.sockets.add(socket);
         this.stats.connections++;
       },
@@ -252,8 +255,16 @@ export class RpcServer {
   private send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
     const conn = socket.data;
     if (!conn || conn.closed) return;
-    conn.pending.push(encodeResponse(this.opts.identity, body));
+    const bytes = encodeResponse(this.opts.identity, body);
+    conn.pending.push(bytes);
+    conn.pendingBytes += bytes.length;
     if (conn.pending.length === 1) this.flush(socket);
+    if (conn.pendingBytes > MAX_UNSENT_BYTES) {
+      // a peer that stopped reading (say, following a chatty log) must not grow our memory without bound
+      log.warn(`closing connection from ${conn.peer}: ${conn.pendingBytes} bytes of replies unread`);
+      socket.end();
+      this.onClose(socket);
+    }
   }
 
   private flush(socket: Socket<Connection>): void {
@@ -261,6 +272,7 @@ export class RpcServer {
     while (conn.pending.length > 0) {
       const head = conn.pending[0];
       const n = socket.write(head);
+      conn.pendingBytes -= Math.max(0, n);
       if (n < head.length) {
         conn.pending[0] = head.subarray(Math.max(0, n));
         return; // the rest goes out on `drain`
@@ -275,6 +287,7 @@ export class RpcServer {
     if (!conn) return;
     conn.closed = true;
     conn.pending = [];
+    conn.pendingBytes = 0;
     for (const c of conn.calls.values()) c.abort.abort();
     conn.calls.clear();
   }
