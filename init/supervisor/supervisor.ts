@@ -312,6 +312,9 @@ export class Supervisor {
         const why = `dependency cycle: ${cycle.join(" -> ")}`;
         if (svc.lastError !== why) log.error(`${svc.spec.name}: ${why}`);
         svc.lastError = why;
+      } else {
+        const unknown = missing.filter((d) => !this.services.has(d));
+        svc.lastError = `waiting for ${missing.join(", ")}${unknown.length ? ` (not monitored: ${unknown.join(", ")})` : ""}`;
       }
       this.setState(svc, "blocked");
     }

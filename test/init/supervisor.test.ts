@@ -64,6 +64,21 @@ describe("supervisor", () => {
     expect(sup.status("sick").pid).not.toBeNull();
   });
 
+  test("a blocked service says what it waits for", () => {
+    const { sup, spec } = setup();
+    sup.monitor(spec("orphan", { exec: "sleep 100", after: ["nowhere"] }));
+    expect(sup.status("orphan")).toMatchObject({ state: "blocked", lastError: "waiting for nowhere (not monitored: nowhere)" });
+  });
+
+  test("log: stdout sends lines to init's output as well as the ring", async () => {
+    const lines: string[] = [];
+    const { sup, spec, waitState } = setup({ stdoutSink: (name, line) => lines.push(`${name}: ${line}`) });
+    sup.monitor(spec("loud", { exec: "sh -c 'echo one; echo two >&2'", oneshot: true, log: "stdout" }));
+    await waitState("loud", "success");
+    expect(lines.sort()).toEqual(["loud: one", "loud: two"]);
+    expect(sup.logs("loud").tail().map((l) => l.line)).toContain("one");
+  });
+
   test("a dependency cycle is reported, not deadlocked, and others still start", async () => {
     const { sup, spec, waitState } = setup();
     sup.monitor(spec("x", { exec: "sleep 100", after: ["y"] }));
