@@ -2,11 +2,9 @@
 // degraded get with 2 servers killed, and the space the servers use on disk for 1 GiB stored.
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import type { BenchResult } from "../lib/report.ts";
-import { blake3 } from "../../native/index.ts";
-import { ErasureStore, openBackend, type BlockId } from "../../store/index.ts";
-import { timed } from "../../store/commands/bench.ts";
+import { ErasureStore, openBackend } from "../../store/index.ts";
+import { BenchBlocks } from "../../store/commands/bench.ts";
 import { ZdbProcess } from "../../test/store/cluster.ts";
 
 const BLOCK = 512 * 1024;
@@ -32,26 +30,14 @@ export async function benchErasure(): Promise<BenchResult[]> {
     const store = new ErasureStore(members, { k: K, m: M, groupLoss: 1, writeQuorum: K + M, policy: { timeoutMs: 30_000, retries: 0, retryDelayMs: 1 }, hedgeMs: 200 });
     const before = servers.reduce((n, z) => n + diskBytes(z.dataDir), 0);
 
-    // Distinct blocks: one random base, block number in the first bytes, so making them costs nothing.
-    const base = randomBytes(BLOCK);
-    const blockOf = (i: number) => {
-      const b = new Uint8Array(base);
-      new DataView(b.buffer).setUint32(0, i, true);
-      return b;
-    };
-    const ids: BlockId[] = Array.from({ length: BLOCKS }, (_, i) => blake3(blockOf(i)));
-    const putSeconds = await timed(BLOCKS, PARALLEL, async (i) => store.put(ids[i], blockOf(i)));
+    const data = new BenchBlocks(BLOCK, BLOCKS);
+    const putSeconds = await data.putAll(store, PARALLEL);
     await Bun.sleep(1500); // let everysec fsync land before measuring the disk
     const onDisk = servers.reduce((n, z) => n + diskBytes(z.dataDir), 0) - before;
-
-    const check = async (i: number) => {
-      const got = await store.get(ids[i]);
-      if (!got || got.length !== BLOCK || new DataView(got.buffer, got.byteOffset).getUint32(0, true) !== i) throw new Error(`block ${i} read back wrong`);
-    };
-    const getSeconds = await timed(BLOCKS, PARALLEL, check);
+    const getSeconds = await data.getAll(store, PARALLEL);
     await servers[0].kill();
     await servers[3].kill();
-    const degradedSeconds = await timed(BLOCKS, PARALLEL, check);
+    const degradedSeconds = await data.getAll(store, PARALLEL);
     await store.close();
 
     const mb = (BLOCK * BLOCKS) / 1e6;

@@ -110,6 +110,16 @@ describe("zstore", () => {
     expect(missing.stderr).toContain("cannot read config");
   });
 
+  test("bench measures a store and leaves nothing behind", async () => {
+    const dir = join(work, "bench");
+    const run = await zstore(["bench", "-s", `dir://${dir}`, "--blocks", "8", "--size", "64k", "--parallel", "4"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^put [\d.]+ MB\/s, get [\d.]+ MB\/s \(8 blocks of 65536 bytes, 4 in flight\)/);
+    const { readdirSync } = await import("node:fs");
+    expect(readdirSync(dir).flatMap((d) => readdirSync(join(dir, d)))).toEqual([]);
+  });
+
   test("usage errors exit 2", async () => {
     expect((await zstore(["frobnicate"])).code).toBe(2);
     expect((await zstore(["get", "-c", config, "zz"])).code).toBe(2);
