@@ -1,6 +1,7 @@
 // zdb server vs Debian redis-server (appendonly yes, appendfsync everysec), both driven by
 // redis-benchmark: SET and GET with 4 KiB and 512 KiB values, 50 clients, in one run.
-// Each server gets a fresh temp dir and an ephemeral port; ops/s come from redis-benchmark's CSV.
+// Each server gets a fresh temp dir and an ephemeral port; ops/s come from redis-benchmark's CSV,
+// best of two alternating rounds per side.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ const cases: Case[] = [
   { size: 512 * 1024, label: "512 KiB", requests: 6_000, keyspace: 200 },
 ];
 const CLIENTS = 50;
+const ROUNDS = 2;
 
 async function freePort(): Promise<number> {
   const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -75,8 +77,17 @@ async function withZdb<T>(fn: (port: number) => Promise<T>): Promise<T> {
 export async function benchZdb(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   for (const c of cases) {
-    const ours = await withZdb((port) => redisBenchmark(port, c));
-    const peer = await withRedis((port) => redisBenchmark(port, c));
+    // Two alternating rounds, best of each side: the machine is shared, and alternating keeps a
+    // burst of someone else's load from landing on one side only.
+    const ours = new Map<string, number>();
+    const peer = new Map<string, number>();
+    const keepBest = (into: Map<string, number>, from: Map<string, number>) => {
+      for (const [op, v] of from) into.set(op, Math.max(into.get(op) ?? 0, v));
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      keepBest(ours, await withZdb((port) => redisBenchmark(port, c)));
+      keepBest(peer, await withRedis((port) => redisBenchmark(port, c)));
+    }
     for (const [op, goal] of [["SET", 0.5], ["GET", 0.7]] as const) {
       results.push({
         name: `zdb ${op} ${c.label}, ${CLIENTS} clients (redis-benchmark)`,

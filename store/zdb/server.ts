@@ -39,6 +39,8 @@ const DEFAULT_DATASIZE = 256 * 1024 * 1024;
 /** Stop reading from a client whose replies pile up unread beyond this. */
 const MAX_BACKLOG = 64 * 1024 * 1024;
 
+const commandTable = new Map(Object.entries(commands));
+
 function isCommand(v: RespValue): v is Buffer[] {
   if (!Array.isArray(v) || v.length === 0) return false;
   for (let i = 0; i < v.length; i++) if (!(v[i] instanceof Uint8Array)) return false;
@@ -92,8 +94,13 @@ class Connection {
       return;
     }
     const args = v;
-    const name = args[0].toString("latin1").toUpperCase();
-    const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined;
+    let name = args[0].toString("latin1");
+    // Clients mostly send upper case; only other spellings pay for the conversion.
+    let cmd = commandTable.get(name);
+    if (cmd === undefined) {
+      name = name.toUpperCase();
+      cmd = commandTable.get(name);
+    }
     if (cmd === undefined) {
       out.error(`Command not supported: ${name.slice(0, 64)}`);
       return;
