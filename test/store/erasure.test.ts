@@ -220,6 +220,22 @@ describe("erasure-coded store over dir backends", () => {
     expect(err.code).toBe("timeout");
   });
 
+  test("writes at a quorum of 5 during an outage are completed by repair once the backend is back", async () => {
+    const { members } = await dirCluster();
+    const outage = [{ ...members[2], backend: new HangingBackend("hang://2") }, ...members.filter((_, i) => i !== 2)];
+    const degraded = new ErasureStore(outage, { k: 4, m: 2, groupLoss: 1, writeQuorum: 5, policy: { ...policy, timeoutMs: 1000 }, hedgeMs: 10 });
+    const blocks = Array.from({ length: 10 }, (_, i) => block(300 + i, 3000));
+    for (const b of blocks) await degraded.put(b.id, b.data);
+    const whole = new ErasureStore(members, degraded.options);
+    const missing = blocks.filter((b) => whole.targets(b.id).includes(2)).length;
+    expect(missing).toBeGreaterThan(0);
+    const before = await repair(whole, { dryRun: true });
+    expect(before.degraded).toBe(missing);
+    const report = await repair(whole);
+    expect(report).toMatchObject({ repaired: missing, shardsWritten: missing, stillDegraded: 0, unrecoverable: [] });
+    expect((await repair(whole, { dryRun: true, verify: true })).healthy).toBe(blocks.length);
+  });
+
   test("a get whose shards all hang ends at its deadline; an abort ends it at once", async () => {
     const hanging = Array.from({ length: 6 }, (_, i) => ({ backend: new HangingBackend(`hang://${i}`), key: `h${i}`, group: Math.floor(i / 2), groupName: "g" }));
     const store = new ErasureStore(hanging, { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy: { ...policy, timeoutMs: 200 }, hedgeMs: 10 });
