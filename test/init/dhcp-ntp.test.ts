@@ -10,7 +10,7 @@ import { bun, repoRoot, tempDir, until } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
 const busybox = findBusybox();
-const tag = `${process.pid % 100000}`;
+const tag = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`; // veth names must stay under 16 characters
 const srv = `zt-srv-${tag}`, cli = `zt-cli-${tag}`;
 const dir = tempDir("zos-dhcp-");
 const spawned: ReturnType<typeof Bun.spawn>[] = [];
