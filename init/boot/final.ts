@@ -1,10 +1,11 @@
 // The last steps of a PID 1 shutdown, after the supervisor stopped every service: end whatever is
-// left, unmount (FUSE first, deepest first), sync, reboot(2). Inside a PID namespace reboot(2) ends
+// left, unmount (FUSE flists and all, newest first), sync, reboot(2). Inside a PID namespace reboot(2) ends
 // the namespace instead of the machine (its init dies from SIGHUP for restart, SIGINT for power-off).
 import { readdirSync, readFileSync } from "node:fs";
 import { MNT_DETACH, reboot, RB_AUTOBOOT, RB_POWER_OFF, sync, umount } from "../libc.ts";
 import { logger } from "../log.ts";
 import type { ShutdownKind } from "../node.ts";
+import { mountTable, type MountEntry } from "./mounts.ts";
 
 const log = logger("shutdown");
 
@@ -40,31 +41,24 @@ async function killEverything(): Promise<void> {
   }
 }
 
-interface MountEntry {
-  target: string;
-  fstype: string;
-}
-
-function mounts(): MountEntry[] {
-  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter(Boolean).map((l) => {
-    const f = l.split(" ");
-    const sep = f.indexOf("-");
-    return { target: f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))), fstype: f[sep + 1] };
-  });
-}
-
 const keep = new Set(["/", "/proc", "/sys", "/dev"]);
 
+/** Most recently mounted first: whatever was stacked on a mount (a container's overlay on its FUSE
+ * flist, a mount inside a tmpfs) came after it and so goes before it. FUSE mounts whose daemons are
+ * gone unmount fine; anything still busy is detached. */
+export function unmountOrder(table: MountEntry[]): MountEntry[] {
+  return table.filter((m) => !keep.has(m.target)).reverse();
+}
+
 export function unmountAll(): void {
-  const all = mounts().filter((m) => !keep.has(m.target));
-  // FUSE first (its daemons are gone now), then the rest, most recently mounted first
-  const ordered = [...all.filter((m) => m.fstype.startsWith("fuse")), ...all.filter((m) => !m.fstype.startsWith("fuse")).reverse()];
-  for (const m of ordered) {
+  for (const m of unmountOrder(mountTable())) {
     try {
       umount(m.target);
+      log.info(`unmounted ${m.target} (${m.fstype})`);
     } catch {
       try {
         umount(m.target, MNT_DETACH);
+        log.info(`detached ${m.target} (${m.fstype}), still busy`);
       } catch (e) {
         log.warn(`cannot unmount ${m.target}`, (e as Error).message);
       }

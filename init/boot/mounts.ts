@@ -17,16 +17,30 @@ const early: [source: string, target: string, fstype: string, flags: number, dat
   ["cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME, "nsdelegate"],
 ];
 
-/** Mount points from /proc/self/mountinfo (field 5), with octal escapes decoded. */
-export function mountPoints(): string[] {
+export interface MountEntry {
+  target: string;
+  fstype: string;
+}
+
+/** /proc/self/mountinfo lines: field 5 is the mount point (octal escapes for spaces and the like);
+ * after the lone "-" separator come the filesystem type and source. */
+export function parseMountinfo(text: string): MountEntry[] {
+  return text.split("\n").filter(Boolean).map((l) => {
+    const f = l.split(" ");
+    return { target: f[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))), fstype: f[f.indexOf("-") + 1] };
+  });
+}
+
+export function mountTable(): MountEntry[] {
   try {
-    return readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => l.split(" ")[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))));
+    return parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
   } catch {
     return [];
   }
+}
+
+export function mountPoints(): string[] {
+  return mountTable().map((m) => m.target);
 }
 
 export function mountEarly(health: Health): void {

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseZosCmdline } from "../../init/boot/cmdline.ts";
+import { unmountOrder } from "../../init/boot/final.ts";
+import { parseMountinfo } from "../../init/boot/mounts.ts";
 import { loadOrder, moduleName, parseModulesDep } from "../../init/boot/modules.ts";
 import { base58Decode, base58Encode } from "../../init/identity/base58.ts";
 import { generateKeyPair, keyId, parsePublicKey } from "../../init/identity/ed25519.ts";
@@ -100,5 +102,23 @@ describe("trusted keys file", () => {
     } finally {
       d.cleanup();
     }
+  });
+});
+
+describe("shutdown unmount order", () => {
+  test("newest first, so an overlay goes before the FUSE flist under it; root and kernel filesystems stay", () => {
+    const mountinfo = [
+      "22 1 0:21 / / rw - rootfs rootfs rw",
+      "23 22 0:22 / /proc rw,nosuid - proc proc rw",
+      "24 22 0:23 / /sys rw - sysfs sysfs rw",
+      "25 22 0:5 / /dev rw - devtmpfs devtmpfs rw",
+      "26 22 0:24 / /run rw - tmpfs tmpfs rw",
+      "30 22 254:16 / /var/lib/zos rw - ext4 /dev/vdb rw",
+      "31 26 0:40 / /run/flists/my\\040app rw - fuse.zos-fs zos rw",
+      "32 31 0:41 / /run/containers/c1/rootfs rw - overlay overlay rw",
+      "33 26 0:42 / /run/flists/other rw - fuse zos rw",
+    ].join("\n");
+    const order = unmountOrder(parseMountinfo(mountinfo)).map((m) => m.target);
+    expect(order).toEqual(["/run/flists/other", "/run/containers/c1/rootfs", "/run/flists/my app", "/var/lib/zos", "/run"]);
   });
 });

@@ -49,6 +49,7 @@ test("PID 1 boots, reaps orphans, keeps exit codes, and reboots on SIGTERM after
   const n = await bootInNamespace((dir) => ({
     orphans: "exec: sh -c 'for i in 1 2 3 4 5 6; do sleep 0.2 & done; exit 0'\noneshot: true\n",
     fails: "exec: sh -c 'exit 3'\noneshot: true\n",
+    mounts: `exec: sh -c 'mkdir -p ${dir}/mnt && mount -t tmpfs zt ${dir}/mnt && mkdir ${dir}/mnt/inner && mount -t tmpfs zt ${dir}/mnt/inner'\noneshot: true\n`,
     base: `exec: sh -c 'trap "echo base >> ${dir}/trace; exit 0" TERM; touch ${dir}/base.ready; sleep 1000 & wait'\n`,
     top: `exec: sh -c 'trap "echo top >> ${dir}/trace; exit 0" TERM; touch ${dir}/top.ready; sleep 1000 & wait'\nafter: [base]\n`,
   }));
@@ -61,6 +62,7 @@ test("PID 1 boots, reaps orphans, keeps exit codes, and reboots on SIGTERM after
   const fails = await n.client.call<{ lastExit: { code: number } }>("service.status", { name: "fails" });
   expect(fails.lastExit.code).toBe(3);
   await until(() => existsSync(join(n.dir, "top.ready")) && existsSync(join(n.dir, "base.ready")), "traps installed");
+  await until(async () => (await n.client.call<{ state: string }>("service.status", { name: "mounts" })).state === "success", "mounts made");
 
   process.kill(n.initHostPid, "SIGTERM");
   const code = await n.proc.exited;
@@ -69,6 +71,11 @@ test("PID 1 boots, reaps orphans, keeps exit codes, and reboots on SIGTERM after
   // reboot(RB_AUTOBOOT) in a PID namespace kills its init with SIGHUP; unshare exits 128 + 1
   expect(code).toBe(129);
   expect(readFileSync(join(n.dir, "trace"), "utf8")).toBe("top\nbase\n");
+  // filesystems mounted in the namespace are unmounted, nested ones first
+  const inner = n.log().indexOf(`unmounted ${n.dir}/mnt/inner (tmpfs)`);
+  const outer = n.log().indexOf(`unmounted ${n.dir}/mnt (tmpfs)`);
+  expect(inner).toBeGreaterThan(0);
+  expect(outer).toBeGreaterThan(inner);
 });
 
 test("PID 1 survives a part that fails to load, and powers off over RPC", async () => {
