@@ -19,6 +19,8 @@ export class ZdbBackend implements ScannableBackend {
   private connecting: Promise<ZdbClient> | null = null;
   private closed = false;
   private restingUntil = 0;
+  /** A connection still selecting its namespace; close() ends it rather than waiting for it. */
+  private handshaking: ZdbClient | null = null;
   private restMs = 0;
 
   constructor(private readonly spec: ZdbSpec) {
@@ -33,14 +35,18 @@ export class ZdbBackend implements ScannableBackend {
 
   private async connect(timeoutMs: number): Promise<ZdbClient> {
     const client = await ZdbClient.connect(this.address(), { timeoutMs, connectTimeoutMs: timeoutMs });
+    this.handshaking = client;
     try {
       const { namespace, password } = this.spec;
       if (namespace !== "default") await client.select(namespace, password);
       else if (password !== undefined) await client.auth(password);
+      if (this.closed) throw new StoreError("unavailable", "backend is closed", { backend: this.url });
       return client;
     } catch (err) {
       await client.close();
       throw err;
+    } finally {
+      this.handshaking = null;
     }
   }
 
@@ -147,6 +153,7 @@ export class ZdbBackend implements ScannableBackend {
     this.closed = true;
     const current = this.connecting;
     this.connecting = null;
+    await this.handshaking?.close();
     if (current) await current.then((c) => c.close(), () => {});
   }
 }

@@ -1,6 +1,6 @@
 // The zdb backend against the real zdb server: TCP and unix socket, namespaces with passwords,
 // listing, reconnecting after a restart; rfs routes over zdb; a zstore:// URL for an erasure-coded set.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { openBackend, openStore, putBlock, getBlock, isScannable, ErasureStore, 
 import { ZdbClient } from "../../store/zdb/client.ts";
 import { BackendResting } from "../../store/ops.ts";
 import { ZdbProcess } from "./cluster.ts";
+
+// These tests start real processes; on a loaded 2-core machine that takes longer than Bun's 5 s default.
+setDefaultTimeout(120_000);
 
 const started: ZdbProcess[] = [];
 const dirs: string[] = [];

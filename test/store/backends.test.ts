@@ -1,5 +1,5 @@
 // Backends by URL (dir, http hub), rfs routing, deadlines and cancellation.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +8,9 @@ import {
   openBackend, openStore, parseBackendUrl, parseRoute, redactUrl, RoutedStore, StoreError, hex, isScannable,
   type BlockBackend,
 } from "../../store/index.ts";
+
+// These tests start real processes; on a loaded 2-core machine that takes longer than Bun's 5 s default.
+setDefaultTimeout(120_000);
 
 const roots: string[] = [];
 function tempRoot(): string {

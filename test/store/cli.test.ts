@@ -1,5 +1,5 @@
 // The zstore command line as an operator runs it: separate processes, a YAML config, real zdb servers.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,9 @@ import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import { ZdbProcess } from "./cluster.ts";
 import { progressSink } from "../../store/commands/progress.ts";
+
+// These tests start real processes; on a loaded 2-core machine that takes longer than Bun's 5 s default.
+setDefaultTimeout(120_000);
 
 const cli = join(import.meta.dir, "..", "..", "store", "cli.ts");
 const work = mkdtempSync(join(tmpdir(), "zstore-cli-"));

@@ -3,12 +3,15 @@
 // killed (kill -9), everything reads back byte-exact; shard bytes are corrupted inside the servers'
 // data files, reads still succeed and repair rewrites them; empty replacement backends join, repair
 // fills them, a different group is killed and everything still reads back.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../native/index.ts";
 import { ErasureStore, openBackend, repair, storeStatus, type ErasureMember } from "../../store/index.ts";
 import { ZdbProcess } from "./cluster.ts";
+
+// These tests start real processes; on a loaded 2-core machine that takes longer than Bun's 5 s default.
+setDefaultTimeout(120_000);
 
 const BLOCK = 512 * 1024;
 const BLOCKS = 2048; // 1 GiB

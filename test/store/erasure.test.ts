@@ -1,6 +1,6 @@
 // Erasure-coded placement, reads under failure, corruption and slowness, and repair, over dir
 // backends (the zdb-backed 1 GiB run is in erasure-zdb.test.ts).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,9 @@ import {
   type BlockBackend, type ErasureMember,
 } from "../../store/index.ts";
 import { openFrame, newFrame, sealFrame, framePayload } from "../../store/erasure/shard.ts";
+
+// These tests start real processes; on a loaded 2-core machine that takes longer than Bun's 5 s default.
+setDefaultTimeout(120_000);
 
 const roots: string[] = [];
 afterAll(() => {
@@ -333,6 +336,27 @@ describe("slow zdb backend", () => {
       const zdb = await openBackend(`zdb://127.0.0.1:${port}/ns?timeout=300&retries=0`);
       expect((await rejection(zdb.get(block(1).id))).code).toBe("timeout");
       await zdb.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
+  test("an erasure-coded read with a silent zdb member finishes without waiting for it", async () => {
+    const sockets: Socket[] = [];
+    const server = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const { members } = await dirCluster();
+      const b = block(11);
+      await new ErasureStore(members, { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy, hedgeMs: 20 }).put(b.id, b.data);
+      const target0 = new ErasureStore(members, { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy, hedgeMs: 20 }).targets(b.id)[0];
+      // The member holding data shard 0 is replaced by a zdb server that never answers (deadline 60 s).
+      const silent = { ...members[target0], backend: await openBackend(`zdb://127.0.0.1:${port}/ns?timeout=60000&retries=0`) };
+      const store = new ErasureStore(members.map((m, i) => (i === target0 ? silent : m)), { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy: { ...policy, timeoutMs: 2000 }, hedgeMs: 20 });
+      expect(Buffer.compare((await store.get(b.id))!, b.data)).toBe(0);
+      await silent.backend.close();
     } finally {
       for (const s of sockets) s.destroy();
       server.close();
