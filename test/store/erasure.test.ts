@@ -153,6 +153,9 @@ describe("erasure-coded store over dir backends", () => {
     }
     expect(await store.get(block(999).id)).toBeNull();
     expect(await store.has(block(999).id)).toBe(false);
+    const listed: string[] = [];
+    for await (const id of store.list()) listed.push(hex(id));
+    expect(listed.sort()).toEqual([0, 1, 3, 4, 5, 1000, 524288, 524291].map((n) => hex(block(n, n).id)).sort());
   });
 
   test("reads survive losing any whole group, and any two backends", async () => {
