@@ -5,10 +5,17 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+type RealHandle = { immediate: ReturnType<typeof setImmediate> } | { timer: ReturnType<typeof setTimeout> };
+
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  // a zero delay skips the timer queue: Bun's timers take a millisecond or more even at 0
+  setTimeout: (fn, ms): RealHandle => (ms <= 0 ? { immediate: setImmediate(fn) } : { timer: setTimeout(fn, ms) }),
+  clearTimeout: (h) => {
+    const handle = h as RealHandle;
+    if ("immediate" in handle) clearImmediate(handle.immediate);
+    else clearTimeout(handle.timer);
+  },
 };
 
 /** A clock that only moves when told to; timers fire in due order during advance(). */
