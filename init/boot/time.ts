@@ -1,7 +1,6 @@
 // Wall-clock time at boot: the kernel starts from the RTC (when it has one); once a DHCP lease is up
 // we ask NTP servers (SNTP, RFC 4330: one 48-byte request, read the transmit timestamp) and set the
 // clock, then again every hour. With no network at all, the RTC value stands.
-import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { setRealtimeClock } from "../libc.ts";
 import { logger } from "../log.ts";
@@ -11,29 +10,38 @@ import { currentLeases } from "./network.ts";
 const log = logger("time");
 const ntpEpochOffset = 2_208_988_800; // seconds from 1900-01-01 to 1970-01-01
 
-/** One SNTP query; resolves to the server's time in unix ms, corrected by half the round trip. */
-export function sntpQuery(host: string, port = 123, timeoutMs = 3000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const sock = createSocket("udp4");
-    const done = (f: () => void) => {
-      clearTimeout(timer);
-      sock.close();
-      f();
-    };
-    const timer = setTimeout(() => done(() => reject(new Error(`no NTP answer from ${host} in ${timeoutMs} ms`))), timeoutMs);
-    const req = Buffer.alloc(48);
-    req[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
-    const sent = Date.now();
-    sock.on("error", (e) => done(() => reject(e)));
-    sock.on("message", (msg) => {
-      if (msg.length < 48 || (msg[0] & 7) !== 4) return; // not a server reply
-      const secs = msg.readUInt32BE(40), frac = msg.readUInt32BE(44);
-      if (secs === 0) return done(() => reject(new Error(`${host} sent a zero timestamp (kiss-o'-death?)`)));
-      const server = (secs - ntpEpochOffset) * 1000 + (frac / 2 ** 32) * 1000;
-      done(() => resolve(server + (Date.now() - sent) / 2));
-    });
-    sock.send(req, port, host, (e) => e && done(() => reject(e)));
+/** One SNTP query; resolves to the server's time in unix ms, corrected by half the round trip.
+ * Uses Bun.udpSocket, Bun's native UDP API, rather than the node:dgram compatibility layer. */
+export async function sntpQuery(host: string, port = 123, timeoutMs = 3000): Promise<number> {
+  const address = /^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : (await Bun.dns.lookup(host, { family: 4 }))[0]?.address;
+  if (!address) throw new Error(`cannot resolve NTP server ${host}`);
+  let settle!: { resolve(t: number): void; reject(e: Error): void };
+  const answer = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
+  const req = Buffer.alloc(48);
+  req[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
+  let sent = 0;
+  const sock = await Bun.udpSocket({
+    socket: {
+      data(_s, msg) {
+        if (msg.length < 48 || (msg[0] & 7) !== 4) return; // not a server reply
+        const secs = msg.readUInt32BE(40), frac = msg.readUInt32BE(44);
+        if (secs === 0) return settle.reject(new Error(`${host} sent a zero timestamp (kiss-o'-death?)`));
+        settle.resolve((secs - ntpEpochOffset) * 1000 + (frac / 2 ** 32) * 1000 + (Date.now() - sent) / 2);
+      },
+      error(_s, e) {
+        settle.reject(e);
+      },
+    },
   });
+  const timer = setTimeout(() => settle.reject(new Error(`no NTP answer from ${host} in ${timeoutMs} ms`)), timeoutMs);
+  try {
+    sent = Date.now();
+    sock.send(req, port, address);
+    return await answer;
+  } finally {
+    clearTimeout(timer);
+    sock.close();
+  }
 }
 
 export function rtcTime(): number | null {
