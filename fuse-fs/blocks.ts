@@ -3,6 +3,7 @@
 // and a download that outlives its deadline fails (so a dead store gives EIO, never a hung read).
 import { decodeBlock, hex, StoreError, type BlockBackend } from "../store/index.ts";
 import type { ChunkCache } from "./cache.ts";
+import type { DecodePool } from "./decode-pool.ts";
 import type { BlockRow } from "./flist.ts";
 
 export interface FetcherOptions {
@@ -11,6 +12,8 @@ export interface FetcherOptions {
   timeoutMs?: number;
   /** Decoded blocks kept in memory (each up to 512 KiB). */
   memoryBlocks?: number;
+  /** Decode on worker threads instead of inline. */
+  decoders?: DecodePool;
 }
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
@@ -101,7 +104,7 @@ export class BlockFetcher {
     try {
       const stored = await Promise.race([this.store.get(ref.id, { signal: ctl.signal, timeoutMs: this.timeoutMs }), deadline]);
       if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: this.store.url, id: name });
-      const plain = decodeBlock(ref, stored);
+      const plain = this.opts.decoders ? await this.opts.decoders.decode(ref, stored) : decodeBlock(ref, stored);
       this.opts.cache?.put(name, plain);
       this.remember(name, plain);
       return plain;

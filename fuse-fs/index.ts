@@ -2,6 +2,7 @@
 import { openStore, type BlockBackend } from "../store/index.ts";
 import { BlockFetcher, DEFAULT_FETCH_TIMEOUT_MS } from "./blocks.ts";
 import { ChunkCache } from "./cache.ts";
+import { DecodePool } from "./decode-pool.ts";
 import { FlistError } from "./errors.ts";
 import { Flist, ROOT_INO } from "./flist.ts";
 import { FlistFs } from "./fs.ts";
@@ -48,13 +49,15 @@ export interface FlistMount {
 export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   const flist = Flist.open(opts.flist);
   let store: BlockBackend | undefined;
+  let decoders: DecodePool | undefined;
   let session: FuseSession;
   try {
     // Verified on the very handle that serves the mount, so the file cannot change in between.
     if (opts.trustedKey) verifyFlist(flist, opts.trustedKey);
     store = opts.store ?? (await openStore(opts.stores?.length ? opts.stores : routeSpecs(flist)));
     const cache = new ChunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS });
+    decoders = new DecodePool(2);
+    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders });
     const fs = new FlistFs(flist, fetcher);
     session = await FuseSession.mount(fs, {
       mountpoint: opts.mountpoint,
@@ -66,11 +69,13 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
     });
   } catch (err) {
     flist.close();
+    decoders?.close();
     if (store && !opts.store) await store.close();
     throw err instanceof FlistError || (err as Error).name === "StoreError" ? err : new FlistError("mount", (err as Error).message, { flist: opts.flist }, { cause: err });
   }
   const release = session.closed.then(async () => {
     flist.close();
+    decoders!.close();
     if (!opts.store) await store!.close();
   });
   return {
