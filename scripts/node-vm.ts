@@ -11,7 +11,7 @@ import { freePort, QemuVm, type QemuOptions } from "./qemu.ts";
 /** How the firmware gets to the kernel. */
 export type BootPath =
   | { kind: "direct" } // QEMU -kernel/-initrd/-append
-  | { kind: "uefi-disk"; image: string } // OVMF boots out/zos.img (its own command line)
+  | { kind: "disk"; image: string; firmware: "uefi" | "bios" } // OVMF or SeaBIOS boots out/zos.img (its own command line)
   | { kind: "ipxe"; tftpRoot: string; bootfile: string }; // iPXE ROM fetches the script over TFTP
 
 export interface NodeVmOptions {
@@ -57,9 +57,9 @@ export async function startNode(o: NodeVmOptions): Promise<NodeVm> {
     const kernel = o.kernel ?? IMAGE.kernel, initrd = o.initramfs ?? IMAGE.initramfs;
     requireImage(kernel, initrd);
     qemu = { ...common, kernel, initrd, cmdline: kernelCmdline({ ...o.bootOptions, admin: [keyId(admin.publicKey)] }) };
-  } else if (boot.kind === "uefi-disk") {
+  } else if (boot.kind === "disk") {
     requireImage(boot.image);
-    qemu = { ...common, uefi: true, bootDisk: boot.image };
+    qemu = { ...common, uefi: boot.firmware === "uefi", bootDisk: boot.image };
   } else {
     qemu = { ...common, netboot: { tftpRoot: boot.tftpRoot, bootfile: boot.bootfile } };
   }

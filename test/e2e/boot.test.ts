@@ -1,15 +1,15 @@
 // The whole OS in QEMU (software emulation), driven only through the signed RPC over a forwarded
 // TCP port, with the admin key given on the kernel command line — as an operator would.
 // Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot),
-// the UEFI disk image under OVMF, and iPXE over HTTP. Each prints its timeline; a failure carries
+// the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its timeline; a failure carries
 // the console log. Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair, keyId } from "../../init/identity/ed25519.ts";
 import { RpcCallError } from "../../init/rpc/client.ts";
-import { encodeRequest } from "../../init/rpc/protocol.ts";
+import { decodeResponse, encodeRequest, FrameReader, type ResponseBody } from "../../init/rpc/protocol.ts";
 import { buildInitramfs } from "../../initramfs/build.ts";
 import { IMAGE, kernelCmdline } from "../../scripts/boot-config.ts";
 import { buildDiskImage } from "../../scripts/disk-image.ts";
@@ -71,6 +71,32 @@ async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 6
   }
 }
 
+/** Writes the same signed request twice on one raw TCP connection and returns the first two replies. */
+async function sendRawTwice(port: number, request: Uint8Array): Promise<ResponseBody[]> {
+  const reader = new FrameReader();
+  const replies: ResponseBody[] = [];
+  const { promise, resolve, reject } = Promise.withResolvers<ResponseBody[]>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1", port,
+    socket: {
+      data(_s, chunk) {
+        reader.push(chunk);
+        for (let p = reader.next(); p; p = reader.next()) replies.push(decodeResponse(p));
+        if (replies.length >= 2) resolve(replies);
+      },
+      close() { reject(new Error(`connection closed after ${replies.length} replies`)); },
+      error(_s, e) { reject(e); },
+    },
+  });
+  socket.write(request);
+  socket.write(request);
+  try {
+    return await withTimeout(promise, 20_000);
+  } finally {
+    socket.end();
+  }
+}
+
 describe("floor", () => {
   test("the same kernel boots a one-line Bun PID 1 that prints and powers off", async () => {
     const { result } = await buildInitramfs({ floor: true, level: 1, workDir: join(dir, "floor"), output: join(dir, "floor.cpio.zst") });
@@ -112,14 +138,9 @@ describe("node, direct kernel boot", () => {
     expect(refused).toBeInstanceOf(RpcCallError);
     expect((refused as RpcCallError).code).toBe("unknown-key");
 
-    const c = await node.connect();
-    const { bytes } = encodeRequest(admin, "node.info", {}, 4242);
-    c.sendRaw(bytes);
-    c.sendRaw(bytes);
-    await until("two answers to the raw requests", async () => (c.unmatched.length >= 2 ? true : null), 20_000);
+    const replies = await sendRawTwice(node.rpcPort, encodeRequest(admin, "node.info", {}, 4242).bytes);
     // the replay is refused before the original's answer is ready, so compare without order
-    expect(c.unmatched.map((r) => (r.y === "error" ? r.e?.code : r.y)).sort()).toEqual(["replay", "result"]);
-    c.close();
+    expect(replies.map((r) => (r.y === "error" ? r.e?.code : r.y)).sort()).toEqual(["replay", "result"]);
     expect((await call<NodeInfo>(node, "node.info")).id).toBe(firstId);
 
     // services: a supervised service, killed, comes back; its log is readable over RPC
@@ -161,14 +182,19 @@ describe("node, direct kernel boot", () => {
 });
 
 describe("other boot paths", () => {
-  test("UEFI: OVMF boots out/zos.img's unified kernel image to RPC ready", async () => {
-    const image = join(dir, "zos.img");
-    await buildDiskImage({ kernel: IMAGE.kernel, initramfs: IMAGE.initramfs, cmdline: kernelCmdline({ admin: [keyId(admin.publicKey)] }), out: image });
-    const node = track(await startNode({ admin, boot: { kind: "uefi-disk", image }, consoleLog: join(dir, "uefi.log") }));
-    const info = await waitRpcReady<NodeInfo>(node, BOOT_MS + 60_000, hasDhcpAddress);
-    expect(info.kernel.release).toBe(release);
-    await powerOff(node);
-  }, BOOT_MS + 240_000);
+  const diskImage = join(dir, "zos.img");
+  for (const firmware of ["uefi", "bios"] as const) {
+    const how = firmware === "uefi" ? "OVMF boots out/zos.img's unified kernel image" : "SeaBIOS boots out/zos.img through SYSLINUX";
+    test(`${firmware.toUpperCase()}: ${how} to RPC ready`, async () => {
+      if (!existsSync(diskImage)) {
+        await buildDiskImage({ kernel: IMAGE.kernel, initramfs: IMAGE.initramfs, cmdline: kernelCmdline({ admin: [keyId(admin.publicKey)] }), out: diskImage });
+      }
+      const node = track(await startNode({ admin, boot: { kind: "disk", image: diskImage, firmware }, consoleLog: join(dir, `${firmware}.log`) }));
+      const info = await waitRpcReady<NodeInfo>(node, BOOT_MS + 60_000, hasDhcpAddress);
+      expect(info.kernel.release).toBe(release);
+      await powerOff(node);
+    }, BOOT_MS + 240_000);
+  }
 
   test("iPXE: the NIC's ROM fetches boot.ipxe over TFTP, kernel and initramfs over HTTP", async () => {
     const root = join(dir, "http");
