@@ -523,7 +523,7 @@ export class Namespace {
   /** Bytes the namespace occupies on disk (data and index files). */
   diskBytes(): number {
     let total = 0;
-    for (const dir of [this.dataDir, this.indexDir]) {
+    for (const dir of new Set([this.dataDir, this.indexDir])) {
       for (const n of fs.readdirSync(dir)) total += fs.statSync(join(dir, n)).size;
     }
     return total;
