@@ -128,7 +128,8 @@ export class Supervisor {
   start(name: string): void {
     const svc = this.get(name);
     if (this.shuttingDown) throw new SupervisorError("invalid", "the node is shutting down");
-    if (svc.target === "up" && (svc.proc || svc.timer)) return;
+    if (svc.target === "up" && svc.proc) return;
+    // also cuts a pending backoff short: an explicit start means now
     svc.target = "up";
     svc.backoff.reset();
     this.clearTimer(svc);

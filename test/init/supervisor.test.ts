@@ -121,6 +121,19 @@ describe("supervisor", () => {
     expect(clock.pending()[0]).toBe(2000);
   });
 
+  test("an explicit start cuts a pending backoff short", async () => {
+    const clock = new FakeClock();
+    const { dir, sup, spec, waitState } = setup({ clock });
+    const ok = join(dir, "ok");
+    sup.monitor(spec("flaky", { exec: `sh -c 'test -f ${ok} && exec sleep 1000; exit 1'` }));
+    await waitState("flaky", "error");
+    await until(() => clock.pending().length === 1, "restart timer");
+    writeFileSync(ok, "");
+    sup.start("flaky");
+    await waitState("flaky", "running");
+    expect(clock.pending()).toEqual([]);
+  });
+
   test("a missing binary is a failure retried on backoff, not a tight loop", async () => {
     const clock = new FakeClock();
     const { sup, spec, waitState } = setup({ clock });
