@@ -3,7 +3,8 @@
 // separate process and kills it with SIGKILL.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { NbdServer } from "../../vdisk/nbd/server.ts";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
@@ -23,7 +24,8 @@ let dir: string;
 beforeAll(() => {
   dir = tempDir("vdisk-test-");
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// Tens of thousands of small block files: give the removal time on a busy machine.
+afterAll(() => rm(dir, { recursive: true, force: true }), 120_000);
 
 /** Files (blocks) under a dir:// store root. */
 function blockCount(root: string): number {
@@ -90,7 +92,7 @@ describe("real clients against a vdisk", () => {
     await serve(s, "big");
     await serve(s, "small");
   });
-  afterAll(() => s.close());
+  afterAll(() => s.close(), 60_000);
 
   test("nbdinfo --json shows the vdisk's size, block sizes, flags and base:allocation", async () => {
     const e = JSON.parse(await mustRun(["nbdinfo", "--json", s.uri("big")])).exports[0];
@@ -154,7 +156,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   beforeAll(async () => {
     s = await setup("model");
   });
-  afterAll(() => s.close());
+  afterAll(() => s.close(), 60_000);
 
   test("identical blocks are stored once", async () => {
     await s.manager.create("dedup", 64 * MiB);

@@ -5,6 +5,7 @@
 import type { BlockExport, Extent } from "./export.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { ReplyWriter } from "./reply-writer.ts";
+import { MIN_POOLED, replyBuffers } from "./buffer-pool.ts";
 import { Negotiator, type ExportRegistry, type Session } from "./handshake.ts";
 import { NbdError, NbdProtocolError, errnoOf } from "./errors.ts";
 import * as P from "./protocol.ts";
@@ -266,9 +267,11 @@ export class NbdConnection {
   private doRead(req: Request, exp: BlockExport): void | Promise<void> {
     const structured = this.session!.structured;
     const headerLength = structured ? P.STRUCTURED_REPLY_HEADER_LENGTH + 8 : P.SIMPLE_REPLY_HEADER_LENGTH;
-    // Not zero-filled: every byte is written below or by read(). Small ones come from a shared pool.
-    const buf = Buffer.allocUnsafe(headerLength + req.length);
+    // Not zero-filled: every byte is written below or by read(). Large ones are reused.
+    const buf = replyBuffers.take(headerLength + req.length);
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const release = buf.length >= MIN_POOLED ? () => replyBuffers.give(buf) : undefined;
+    const sendReply = () => this.writer.send(buf, release);
     if (structured) {
       v.setUint32(0, P.STRUCTURED_REPLY_MAGIC);
       v.setUint16(4, P.REPLY_FLAG_DONE);
@@ -283,8 +286,8 @@ export class NbdConnection {
       buf.set(req.cookie, 8);
     }
     const r = exp.read(buf.subarray(headerLength), req.offset);
-    if (r instanceof Promise) return r.then(() => this.writer.send(buf));
-    this.writer.send(buf);
+    if (r instanceof Promise) return r.then(sendReply);
+    sendReply();
   }
 
   private replyOk(req: Request): void {

@@ -11,6 +11,8 @@ const COALESCE_LIMIT = 256 * 1024;
 
 export class ReplyWriter {
   private parts: Uint8Array[] = [];
+  /** Completion callbacks by part; a partly written part keeps its callback under the remainder. */
+  private done = new Map<Uint8Array, () => void>();
   pendingBytes = 0;
   private scheduled = false;
   private blocked = false;
@@ -21,8 +23,10 @@ export class ReplyWriter {
     private readonly onProgress: () => void,
   ) {}
 
-  send(buf: Uint8Array): void {
+  /** Queues buf; `done` runs once the socket has taken all of it (not when the connection dies). */
+  send(buf: Uint8Array, done?: () => void): void {
     if (this.dead) return;
+    if (done) this.done.set(buf, done);
     this.parts.push(buf);
     this.pendingBytes += buf.length;
     if (!this.scheduled && !this.blocked) {
@@ -41,6 +45,7 @@ export class ReplyWriter {
   kill(): void {
     this.dead = true;
     this.parts = [];
+    this.done.clear();
     this.pendingBytes = 0;
   }
 
@@ -55,10 +60,14 @@ export class ReplyWriter {
       const n = this.socket.write(buf);
       const written = n > 0 ? n : 0;
       this.pendingBytes -= written;
+      const done = this.done.get(buf);
+      if (done) this.done.delete(buf);
       if (written < buf.length) {
-        this.parts.unshift(buf.subarray(written));
+        const rest = buf.subarray(written);
+        if (done) this.done.set(rest, done);
+        this.parts.unshift(rest);
         this.blocked = true;
-      }
+      } else done?.();
     }
     this.onProgress();
   }
@@ -75,6 +84,11 @@ export class ReplyWriter {
     for (const p of this.parts.splice(0, count)) {
       out.set(p, off);
       off += p.length;
+      const done = this.done.get(p);
+      if (done) {
+        this.done.delete(p);
+        done(); // copied: the part itself is free again
+      }
     }
     return out;
   }
