@@ -6,3 +6,4 @@ APT_PACKAGES += busybox util-linux iproute2 chrony redis-server redis-tools
 BENCH_AREAS += init
 # containers: crun runs them, nftables does NAT and port forwards (bridge and veths need iproute2).
 APT_PACKAGES += crun nftables
+BENCH_AREAS += containers

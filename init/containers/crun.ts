@@ -1,15 +1,10 @@
 // Driving Debian's crun. `run` keeps crun in the foreground as the container's parent, so its exit
 // status is the container's and the container's stdout/stderr are the pipes we hand it; state, kill,
 // delete and exec address the container by id under our own --root.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ContainerError } from "./errors.ts";
 import { mustRun, runCommand, type CommandResult } from "./command.ts";
-
-export interface CrunState {
-  id: string;
-  status: "creating" | "created" | "running" | "stopped" | "paused";
-  pid: number;
-  bundle: string;
-}
 
 export class Crun {
   constructor(
@@ -29,11 +24,20 @@ export class Crun {
     return Bun.spawn(this.argv("run", "--bundle", bundle, id), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   }
 
-  /** The container's state, or null when crun does not know it. */
-  async state(id: string): Promise<CrunState | null> {
-    const r = await runCommand(this.argv("state", id));
-    if (r.code !== 0) return null;
-    return JSON.parse(r.stdout) as CrunState;
+  /**
+   * The container's pid once its process runs the user's command, read from crun's own state files
+   * (what `crun state` reads, without a process per poll): <root>/<id>/status holds the pid, and
+   * exec.fifo exists from create until start.
+   */
+  runningPid(id: string): number | null {
+    const dir = join(this.root, id);
+    try {
+      if (existsSync(join(dir, "exec.fifo"))) return null;
+      const pid = (JSON.parse(readFileSync(join(dir, "status"), "utf8")) as { pid?: number }).pid;
+      return typeof pid === "number" && pid > 0 ? pid : null;
+    } catch {
+      return null; // not written yet, or mid-write
+    }
   }
 
   async kill(id: string, signal: string): Promise<void> {

@@ -15,7 +15,9 @@ import { ContainerError } from "./errors.ts";
 import { Ipam } from "./ipam.ts";
 import { Network, probePort } from "./network.ts";
 import { ociConfig } from "./oci.ts";
-import { mountsUnder, Rootfs } from "./rootfs.ts";
+import { FlistMounts } from "./flist-mounts.ts";
+import { mountsUnder } from "./flist-source.ts";
+import { Rootfs } from "./rootfs.ts";
 import { validateSpec, type ContainerSpec, type PortForward } from "./spec.ts";
 
 const log = logger("containers");
@@ -77,7 +79,7 @@ interface Container extends ContainerRecord {
 }
 
 export interface ManagerOptions {
-  /** Everything of the manager lives here: specs/, bundles/, crun/, cache/, flists/. */
+  /** Everything of the manager lives here: specs/, bundles/, lowers/, crun/, cache/, flists/. */
   stateDir: string;
   subnet?: string;
   backoff?: BackoffPolicy;
@@ -95,12 +97,14 @@ export class ContainerManager {
   private readonly crun: Crun;
   readonly ipam: Ipam;
   readonly network: Network;
-  private readonly dirs: { specs: string; bundles: string; cache: string; flists: string };
+  readonly flists: FlistMounts;
+  private readonly dirs: { specs: string; bundles: string };
   private shuttingDown = false;
 
   constructor(readonly opts: ManagerOptions) {
     const d = opts.stateDir;
-    this.dirs = { specs: join(d, "specs"), bundles: join(d, "bundles"), cache: join(d, "cache"), flists: join(d, "flists") };
+    this.dirs = { specs: join(d, "specs"), bundles: join(d, "bundles") };
+    this.flists = new FlistMounts({ dir: join(d, "lowers"), cacheDir: join(d, "cache"), flistDir: join(d, "flists"), trustedKey: opts.trustedFlistKey ?? null });
     this.cgroups = opts.cgroups ?? new Cgroups();
     this.limitsEnforced = this.cgroups.available();
     this.crun = new Crun(join(d, "crun"), this.limitsEnforced ? "cgroupfs" : "disabled");
@@ -164,7 +168,7 @@ export class ContainerManager {
     const { spec } = c;
     mkdirSync(c.bundle, { recursive: true });
     progress("rootfs", spec.flist);
-    await c.rootfs.mount(spec, { cacheDir: this.dirs.cache, flistDir: this.dirs.flists, trustedKey: this.opts.trustedFlistKey ?? null });
+    await c.rootfs.mount(spec, this.flists);
     let netnsPath: string | null = null;
     if (spec.network === "private") {
       progress("network");
@@ -245,12 +249,12 @@ export class ContainerManager {
       await this.onExit(c, proc, code);
     })();
     while (c.proc === proc && proc.exitCode === null) {
-      const st = await this.crun.state(name);
-      if (st?.status === "running") {
-        c.pid = st.pid;
+      const pid = this.crun.runningPid(name);
+      if (pid !== null) {
+        c.pid = pid;
         return;
       }
-      await Bun.sleep(2);
+      await Bun.sleep(1);
     }
   }
 
@@ -375,6 +379,7 @@ export class ContainerManager {
    * started again. Returns the names that could not be recreated.
    */
   async restore(): Promise<string[]> {
+    await this.flists.clearStale();
     if (!existsSync(this.dirs.specs)) return [];
     const failed: string[] = [];
     for (const f of readdirSync(this.dirs.specs).filter((n) => n.endsWith(".json"))) {

@@ -6,7 +6,9 @@ import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { umount, MNT_DETACH } from "../libc.ts";
 import { ContainerError } from "./errors.ts";
+import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
 import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
@@ -80,7 +82,7 @@ export class Network {
     const veth = vethName(container);
     const step = "network";
     closeSync(openSync(netnsPath, "w"));
-    await mustRun(["unshare", `--net=${netnsPath}`, "true"], step, { container });
+    // one process makes the namespace (persisted at netnsPath) and configures it from inside
     const inside = [
       `link add eth0 type veth peer name ${veth} netns ${process.pid}`,
       `addr add ${ip}/${this.ipam.prefix} dev eth0`,
@@ -88,7 +90,7 @@ export class Network {
       "link set eth0 up",
       `route add default via ${this.ipam.gateway}`,
     ].join("\n");
-    await mustRun(["nsenter", `--net=${netnsPath}`, "ip", "-batch", "-"], step, { container, stdin: inside + "\n" });
+    await mustRun(["unshare", `--net=${netnsPath}`, "ip", "-batch", "-"], step, { container, stdin: inside + "\n" });
     await mustRun(["ip", "link", "set", veth, "master", BRIDGE, "up"], step, { container });
     return { veth, netnsPath };
   }
@@ -96,9 +98,10 @@ export class Network {
   /** Removes the veth and the namespace file; parts already gone are skipped. */
   async detach(container: string, netnsPath: string): Promise<void> {
     const veth = vethName(container);
-    if ((await runCommand(["ip", "link", "show", veth])).code === 0) await mustRun(["ip", "link", "del", veth], "network", { container });
+    const r = await runCommand(["ip", "link", "del", veth]);
+    if (r.code !== 0 && !/Cannot find device/.test(r.stderr)) throw new ContainerError("system", `network: ip link del ${veth}: ${r.stderr.trim()}`, { container, step: "network" });
     if (existsSync(netnsPath)) {
-      await runCommand(["umount", netnsPath]);
+      if (mountsUnder(netnsPath).length) umount(netnsPath, MNT_DETACH);
       rmSync(netnsPath, { force: true });
     }
   }
@@ -117,19 +120,6 @@ export class Network {
         throw new ContainerError("system", `removing forward ${p.protocol}/${p.hostPort}: ${r.stderr.trim()}`, { container, step: "port forward" });
       }
     }
-  }
-
-  /** Host ports currently forwarded, read back from nftables (for leak checks and restore). */
-  async forwardedPorts(): Promise<{ protocol: string; hostPort: number }[]> {
-    const r = await runCommand(["nft", "-j", "list", "table", "ip", NFT_TABLE]);
-    if (r.code !== 0) return [];
-    const out: { protocol: string; hostPort: number }[] = [];
-    for (const o of JSON.parse(r.stdout).nftables as Record<string, any>[]) {
-      const m = o.map;
-      if (!m || !String(m.name).startsWith("fwd_")) continue;
-      for (const el of m.elem ?? []) out.push({ protocol: String(m.name).slice(4), hostPort: Number(el[0]) });
-    }
-    return out;
   }
 }
 

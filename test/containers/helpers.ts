@@ -108,7 +108,8 @@ export async function startNsNode(dir: string, opts: { trustedFlistKey?: string 
 
 /** What a container can leave behind in the node, counted so before/after can be compared. */
 export function traces(node: NsNode): Record<string, number> {
-  const mounts = node.inNode(["cat", "/proc/self/mountinfo"]).out.split("\n").filter((l) => l.includes(join(node.stateDir, "containers/bundles"))).length;
+  const ours = [join(node.stateDir, "containers/bundles"), join(node.stateDir, "containers/lowers")];
+  const mounts = node.inNode(["cat", "/proc/self/mountinfo"]).out.split("\n").filter((l) => ours.some((d) => l.includes(d))).length;
   const veths = node.inNode(["ip", "-o", "link", "show", "type", "veth"]).out.split("\n").filter(Boolean).length;
   const nft = node.inNode(["nft", "-j", "list", "table", "ip", "zos_containers"]);
   let forwards = 0;

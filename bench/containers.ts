@@ -1,0 +1,161 @@
+// Container benchmark. One host-mode init in private mount + network namespaces (as in the tests),
+// a busybox root packed into an flist on a dir:// store, all in one run:
+//  - create-to-running from the flist with its chunks cached: the first container of the flist (which
+//    makes its FUSE mount) and one whose flist another container already mounted, with a private
+//    network (netns, veth, bridge) and with host networking, against plain `crun run --detach` of the same root already
+//    extracted on disk with a config.json of the same shape (the floor), timed inside the node's
+//    namespaces so both sides pay the same process start-up;
+//  - cold start: the flist's blocks on a local zdb server (`zstore serve`) and an empty chunk cache;
+//  - 50 containers created concurrently: total time, and init's RSS growth per container.
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { unpack } from "../fuse-fs/index.ts";
+import { ociConfig } from "../init/containers/oci.ts";
+import { withDefaults } from "../init/containers/spec.ts";
+import type { ContainerInfo } from "../init/containers/index.ts";
+import { bun, busyboxFlist, repoRoot, startNsNode } from "../test/containers/helpers.ts";
+import { report, type BenchResult } from "./lib/report.ts";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const CONCURRENT = 50;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Runs inside the node's namespaces: times `crun run --detach` of an extracted bundle, ROUNDS times. */
+const floorScript = `
+const [bundle, root, rounds] = process.argv.slice(-3);
+const times = [];
+for (let i = 0; i < Number(rounds); i++) {
+  const id = "floor-" + i;
+  const t0 = performance.now();
+  // no pipes: the detached container would hold them open
+  const r = Bun.spawnSync(["crun", "--root", root, "--cgroup-manager=disabled", "run", "--detach", "--bundle", bundle, id], { stdio: ["ignore", "ignore", "ignore"] });
+  times.push(performance.now() - t0);
+  if (r.exitCode !== 0) { console.error("crun run exited " + r.exitCode); process.exit(1); }
+  Bun.spawnSync(["crun", "--root", root, "--cgroup-manager=disabled", "delete", "--force", id]);
+}
+console.log(JSON.stringify(times));
+`;
+
+function rssKb(pid: number): number {
+  const status = Bun.spawnSync(["cat", `/proc/${pid}/status`]).stdout.toString();
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
+const fx = await busyboxFlist();
+const work = mkdtempSync(join(tmpdir(), "bench-containers-"));
+const node = await startNsNode(work);
+const c = await node.client();
+const results: BenchResult[] = [];
+try {
+  const create = (name: string, extra: Record<string, unknown> = {}) => c.call<ContainerInfo>("container.create", { name, flist: fx.flist, args: ["sleep", "1000"], ...extra });
+  const remove = (name: string) => c.call("container.delete", { name, timeoutMs: 0 });
+
+  // warm the chunk cache and the bridge once
+  await create("warm");
+  await remove("warm");
+  const first = await (async () => {
+    const times: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now();
+      await create(`f${i}`);
+      times.push(performance.now() - t0);
+      await remove(`f${i}`);
+    }
+    return median(times);
+  })();
+  // from here on a container of the same flist keeps its FUSE mount up, as on a node running several
+  await create("keeper");
+
+  const timed = async (extra: Record<string, unknown>) => {
+    const times: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now();
+      const info = await create(`b${i}`, extra);
+      times.push(performance.now() - t0);
+      if (info.state !== "running") throw new Error(`b${i} is ${info.state}`);
+      await remove(`b${i}`);
+    }
+    return median(times);
+  };
+  const ours = await timed({});
+  const oursHost = await timed({ network: "host" });
+  await remove("keeper");
+
+  // the floor: the same root extracted on disk, a config.json of the same shape without our mounts
+  const bundle = join(work, "floor");
+  mkdirSync(join(bundle, "rootfs"), { recursive: true });
+  await unpack({ flist: fx.flist, target: join(bundle, "rootfs"), preserveOwnership: true });
+  const etc = join(bundle, "etc");
+  mkdirSync(etc);
+  for (const f of ["hostname", "hosts", "resolv.conf"]) writeFileSync(join(etc, f), "");
+  const spec = withDefaults({ name: "floor", flist: fx.flist, args: ["sleep", "1000"], network: "host" });
+  writeFileSync(join(bundle, "config.json"), JSON.stringify(ociConfig(spec, { etcFiles: { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") }, netnsPath: null, flistMountSources: [], cgroupsPath: null, nofileHard: 1024 })));
+  const floorRun = node.inNode([bun, "-e", floorScript, bundle, join(work, "floor-crun"), String(ROUNDS)]);
+  if (floorRun.code !== 0) throw new Error(`floor run failed: ${floorRun.err}`);
+  const floor = median(JSON.parse(floorRun.out) as number[]);
+  results.push(
+    { name: "create-to-running, first container of a cached flist (FUSE mount made), private network", value: first, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
+    { name: "create-to-running, flist already mounted, private network", value: ours, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
+    { name: "create-to-running, flist already mounted, host network", value: oursHost, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
+  );
+
+  // cold start: blocks on a zdb server inside the node's network namespace, chunk cache emptied each time
+  const zdbData = join(work, "zdb");
+  mkdirSync(zdbData);
+  const zdb = Bun.spawn(["nsenter", "-t", String(node.pid), "-n", bun, join(repoRoot, "store/cli.ts"), "serve", "--data", zdbData, "--listen", "127.0.0.1:0", "--fsync", "never"], { stdout: "pipe", stderr: "pipe" });
+  try {
+    const reader = zdb.stdout.getReader();
+    let text = "";
+    let port = 0;
+    while (!port) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`zdb exited: ${await new Response(zdb.stderr).text()}`);
+      text += new TextDecoder().decode(value);
+      port = Number(/zdb listening on [^\n]*:(\d+)\n/.exec(text)?.[1] ?? 0);
+    }
+    reader.releaseLock();
+    void zdb.stdout.pipeTo(new WritableStream()).catch(() => {});
+    const zdbFlist = join(work, "zdb.fl");
+    const packed = node.inNode([bun, join(repoRoot, "fuse-fs/cli.ts"), "pack", join(fx.dir, "root"), "-o", zdbFlist, "-s", `zdb://127.0.0.1:${port}/default`]);
+    if (packed.code !== 0) throw new Error(`pack to zdb failed: ${packed.err}`);
+    const cache = join(node.stateDir, "containers", "cache");
+    const cold: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      for (const e of readdirSync(cache)) rmSync(join(cache, e), { recursive: true, force: true });
+      const t0 = performance.now();
+      // the process start reads busybox through the mount, so "running" includes fetching its blocks
+      await create(`cold${i}`, { flist: zdbFlist });
+      cold.push(performance.now() - t0);
+      await remove(`cold${i}`);
+    }
+    results.push({ name: "create-to-running, cold (zdb store, empty chunk cache)", value: median(cold), unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "report" });
+  } finally {
+    zdb.kill();
+    await zdb.exited;
+  }
+
+  // 50 at once
+  const rssBefore = rssKb(node.pid);
+  const names = Array.from({ length: CONCURRENT }, (_, i) => `many${i}`);
+  const t0 = performance.now();
+  const infos = await Promise.all(names.map((n) => create(n)));
+  const total = performance.now() - t0;
+  if (!infos.every((i) => i.state === "running")) throw new Error("not all 50 are running");
+  const rssAfter = rssKb(node.pid);
+  await Promise.all(names.map(remove));
+  results.push(
+    { name: `${CONCURRENT} containers created concurrently, total`, value: total / 1000, unit: "s", higher_is_better: false, goal: "report" },
+    { name: "init RSS growth per running container", value: (rssAfter - rssBefore) / 1024 / CONCURRENT, unit: "MiB", higher_is_better: false, goal: "report" },
+  );
+} finally {
+  c.close();
+  await node.stop();
+  fx.cleanup();
+  rmSync(work, { recursive: true, force: true });
+}
+report("containers", results);
