@@ -2,8 +2,8 @@
 // Every response must verify under one node key for the connection's lifetime; when the caller
 // pinned a key (known_nodes), any other key fails every call with code "node-key-mismatch".
 import type { Socket } from "bun";
-import { keyId, type KeyPair } from "../identity/ed25519.ts";
-import { decodeResponse, DEFAULT_TCP_PORT, encodeRequest, FrameReader, type ResponseBody } from "./protocol.ts";
+import { keyId, verifySignatureAsync, type KeyPair } from "../identity/ed25519.ts";
+import { DEFAULT_TCP_PORT, encodeRequest, FrameReader, parseResponse, type ResponseBody } from "./protocol.ts";
 
 export type NodeAddress = { kind: "tcp"; host: string; port: number } | { kind: "unix"; path: string };
 
@@ -50,6 +50,8 @@ export class RpcClient {
   private reader = new FrameReader();
   private queue: Uint8Array[] = [];
   private closedError: RpcCallError | null = null;
+  /** Responses in arrival order, each after its signature checked out. */
+  private inbox: Promise<void> = Promise.resolve();
   nodeKey: Uint8Array | null;
 
   private constructor(private socket: Socket<undefined> | null, private readonly key: KeyPair, expectNodeKey?: Uint8Array) {
@@ -61,8 +63,9 @@ export class RpcClient {
     const handlers = {
       data: (_s: Socket<undefined>, chunk: Uint8Array) => client.onData(chunk),
       drain: () => client.flush(),
-      close: () => client.failAll(new RpcCallError("connection-closed", "the node closed the connection")),
-      error: (_s: Socket<undefined>, e: Error) => client.failAll(new RpcCallError("connection-error", e.message)),
+      // after the responses already read: a reply followed at once by a close still counts
+      close: () => client.afterInbox(() => client.failAll(new RpcCallError("connection-closed", "the node closed the connection"))),
+      error: (_s: Socket<undefined>, e: Error) => client.afterInbox(() => client.failAll(new RpcCallError("connection-error", e.message))),
     };
     try {
       client.socket = address.kind === "unix"
@@ -120,25 +123,35 @@ export class RpcClient {
   private onData(chunk: Uint8Array): void {
     this.reader.push(chunk);
     for (;;) {
-      let payload: Uint8Array | null;
-      let body: ResponseBody;
+      let parsed: ReturnType<typeof parseResponse>;
       try {
-        payload = this.reader.next();
+        const payload = this.reader.next();
         if (!payload) return;
-        body = decodeResponse(payload);
+        parsed = parseResponse(payload);
       } catch (e) {
-        this.failAll(new RpcCallError("bad-response", `invalid response from node: ${(e as Error).message}`));
-        this.socket?.end();
-        return;
+        return this.abandon(new RpcCallError("bad-response", `invalid response from node: ${(e as Error).message}`));
       }
-      if (this.nodeKey && Buffer.compare(this.nodeKey, body.k) !== 0) {
-        this.failAll(new RpcCallError("node-key-mismatch", `node answered with key ${keyId(body.k)} but ${keyId(this.nodeKey)} was expected`, { got: keyId(body.k), expected: keyId(this.nodeKey) }));
-        this.socket?.end();
-        return;
-      }
+      const { body, digest, signature } = parsed;
+      if (this.nodeKey && Buffer.compare(this.nodeKey, body.k) !== 0)
+        return this.abandon(new RpcCallError("node-key-mismatch", `node answered with key ${keyId(body.k)} but ${keyId(this.nodeKey)} was expected`, { got: keyId(body.k), expected: keyId(this.nodeKey) }));
       this.nodeKey = body.k;
-      this.dispatch(body);
+      // verify on the crypto thread pool, but hand responses on in arrival order (items before results)
+      const verified = verifySignatureAsync(body.k, digest, signature);
+      this.inbox = this.inbox.then(async () => {
+        if (this.closedError) return;
+        if (!(await verified)) return this.abandon(new RpcCallError("bad-response", "invalid response from node: signature does not verify"));
+        this.dispatch(body);
+      });
     }
+  }
+
+  private afterInbox(fn: () => void): void {
+    this.inbox = this.inbox.then(fn);
+  }
+
+  private abandon(e: RpcCallError): void {
+    this.failAll(e);
+    this.socket?.end();
   }
 
   private dispatch(body: ResponseBody): void {

@@ -121,12 +121,19 @@ export function isBytes(v: unknown, len?: number): v is Uint8Array {
   return v instanceof Uint8Array && (len === undefined || v.length === len);
 }
 
-/** Decodes and verifies a response frame payload; throws on anything malformed or forged. */
-export function decodeResponse(payload: Uint8Array): ResponseBody {
+/** Decodes a response frame payload without checking its signature; throws on malformed input.
+ * `digest` and `signature` are what verifySignature(body.k, digest, signature) must accept. */
+export function parseResponse(payload: Uint8Array): { body: ResponseBody; digest: Uint8Array; signature: Uint8Array } {
   const env = cbor.decode(payload) as { b?: unknown; s?: unknown };
   if (!env || !isBytes(env.b) || !isBytes(env.s, 64)) throw new Error("malformed response envelope");
   const body = cbor.decode(env.b) as ResponseBody;
   if (!body || !isBytes(body.k, 32) || !["item", "result", "error"].includes(body.y)) throw new Error("malformed response body");
-  if (!verifySignature(body.k, responseDigest(env.b), env.s)) throw new Error("response signature does not verify");
+  return { body, digest: responseDigest(env.b), signature: env.s };
+}
+
+/** Decodes and verifies a response frame payload; throws on anything malformed or forged. */
+export function decodeResponse(payload: Uint8Array): ResponseBody {
+  const { body, digest, signature } = parseResponse(payload);
+  if (!verifySignature(body.k, digest, signature)) throw new Error("response signature does not verify");
   return body;
 }
