@@ -10,7 +10,7 @@ import { openCatalog } from "./model/catalog.ts";
 import { VdiskManager, type VdiskManagerOptions } from "./model/manager.ts";
 import type { NbdServer } from "./nbd/server.ts";
 
-export { NbdServer, type NbdServerOptions, type ListenAddress } from "./nbd/server.ts";
+export { NbdServer, type NbdServerOptions, type ListenAddress, type ExportSource } from "./nbd/server.ts";
 export type { BlockExport, BlockSizes, Extent, ZeroOptions } from "./nbd/export.ts";
 export { NbdError } from "./nbd/errors.ts";
 export { MemoryExport } from "./memory-export.ts";
@@ -32,11 +32,20 @@ export async function openVdiskManager(o: OpenOptions): Promise<VdiskManager> {
   return new VdiskManager({ ...rest, store: await openStore(store), catalog: await openCatalog(catalog) });
 }
 
-/** Adds the named vdisks and snapshots (all of them when names is omitted) as exports. */
+/**
+ * Serves the named vdisks and snapshots, or, when names is omitted, everything in the catalog:
+ * each is opened when a client first asks for it, so vdisks created later are served too.
+ */
 export async function serveVdisks(manager: VdiskManager, server: NbdServer, names?: string[], opts: { readOnly?: boolean } = {}): Promise<string[]> {
-  const list = names ?? (await manager.list()).map((r) => r.name);
-  for (const name of list) server.addExport(await manager.openVdisk(name, opts));
-  return list;
+  if (names) {
+    for (const name of names) server.addExport(await manager.openVdisk(name, opts));
+    return names;
+  }
+  server.setSource({
+    open: async (name) => ((await manager.get(name).catch(() => null)) ? manager.openVdisk(name, opts) : undefined),
+    list: async () => (await manager.list()).map((r) => ({ name: r.name, description: r.kind === "snapshot" ? `vdisk snapshot ${r.name}` : `vdisk ${r.name}` })),
+  });
+  return (await manager.list()).map((r) => r.name);
 }
 
 /** Stops serving and makes every acknowledged write durable. */

@@ -351,6 +351,35 @@ describe("zvdisk CLI", () => {
     expect((await zvdisk("frobnicate")).code).toBe(2);
   });
 
+  test("serve without names serves the whole catalog, including vdisks created after it started", async () => {
+    expect((await zvdisk("create", "early", "--size", "16M")).code).toBe(0);
+    const proc = Bun.spawn([bun, cli, ...base(), "serve", "--listen", "127.0.0.1:0"], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const reader = proc.stdout.getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`zvdisk serve exited: ${await new Response(proc.stderr).text()}`);
+        text += new TextDecoder().decode(value);
+      }
+      reader.releaseLock();
+      const port = JSON.parse(text.split("\n")[0]).listening.port as number;
+      expect((await zvdisk("create", "late", "--size", "32M")).code).toBe(0);
+      const list = JSON.parse(await mustRun(["nbdinfo", "--json", "--list", `nbd://127.0.0.1:${port}`]));
+      const names = list.exports.map((x: { "export-name": string }) => x["export-name"]);
+      expect(names).toContain("early");
+      expect(names).toContain("late");
+      expect((await mustRun(["nbdinfo", "--size", `nbd://127.0.0.1:${port}/late`])).trim()).toBe(String(32 * MiB));
+      // Several clients at once share one instance of the vdisk.
+      await Promise.all([0, 1, 2].map((i) => qemuIo(`nbd://127.0.0.1:${port}/late`, `write -P ${i + 1} ${i}M 1M`, "flush")));
+      await qemuIoRead(`nbd://127.0.0.1:${port}/late`, "read -P 1 0 1M", "read -P 2 1M 1M", "read -P 3 2M 1M");
+      expect((await run(["nbdinfo", `nbd://127.0.0.1:${port}/never`])).code).not.toBe(0);
+    } finally {
+      proc.kill(15);
+      await proc.exited;
+    }
+  });
+
   test("kill -9 after FLUSH: a fresh server process that only knows the zdb URLs serves every flushed byte", async () => {
     const zdb = await ZdbProcess.start({ namespace: "blocks" });
     const admin = await ZdbClient.connect({ host: "127.0.0.1", port: zdb.port });

@@ -45,6 +45,7 @@ export class VdiskManager {
   readonly catalog: Catalog;
   private readonly opts: VdiskOptions;
   private readonly open = new Map<string, Vdisk>();
+  private readonly opening = new Map<string, Promise<Vdisk>>();
   private readonly reclaimLock = new ReadWriteLock();
   private readonly encoder = new EncoderPool();
 
@@ -107,9 +108,19 @@ export class VdiskManager {
   }
 
   /** Opens a vdisk (writable) or snapshot (read-only) for serving; one instance per name per process. */
-  async openVdisk(name: string, opts: { readOnly?: boolean } = {}): Promise<Vdisk> {
+  openVdisk(name: string, opts: { readOnly?: boolean } = {}): Promise<Vdisk> {
     const existing = this.open.get(name);
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    // Two clients asking at once must share one instance (one cache per vdisk).
+    let pending = this.opening.get(name);
+    if (!pending) {
+      pending = this.load(name, opts).finally(() => this.opening.delete(name));
+      this.opening.set(name, pending);
+    }
+    return pending;
+  }
+
+  private async load(name: string, opts: { readOnly?: boolean }): Promise<Vdisk> {
     const r = await this.must(name);
     const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
     const readOnly = r.kind === "snapshot" || (opts.readOnly ?? false);

@@ -9,9 +9,10 @@ export interface HandshakeIO {
   send(buf: Uint8Array): void;
 }
 
+/** Where the handshake finds exports; lookups may be asynchronous (an export opened on demand). */
 export interface ExportRegistry {
-  get(name: string): BlockExport | undefined;
-  list(): BlockExport[];
+  get(name: string): Promise<BlockExport | undefined>;
+  list(): Promise<{ name: string; description: string }[]>;
 }
 
 /** What the client agreed to, carried into the transmission phase. */
@@ -133,13 +134,13 @@ export class Negotiator {
       if (length > MAX_OPTION_LENGTH) throw new NbdProtocolError(`option ${option} of ${length} bytes is too long`);
       const data = new Uint8Array(await this.io.read(length)); // a copy: received chunks may be views
 
-      if (option === P.OPT_EXPORT_NAME) return this.exportName(data, noZeroes);
+      if (option === P.OPT_EXPORT_NAME) return await this.exportName(data, noZeroes);
       if (option === P.OPT_ABORT) {
         this.reply(option, P.REP_ACK);
         return null;
       }
       try {
-        const session = this.option(option, data);
+        const session = await this.option(option, data);
         if (session) return session;
       } catch (err) {
         if (!(err instanceof InvalidOption)) throw err;
@@ -148,11 +149,11 @@ export class Negotiator {
     }
   }
 
-  private option(option: number, data: Uint8Array): Session | null {
+  private async option(option: number, data: Uint8Array): Promise<Session | null> {
     switch (option) {
       case P.OPT_LIST:
         if (data.length !== 0) throw new InvalidOption("NBD_OPT_LIST takes no data");
-        for (const exp of this.exports.list()) {
+        for (const exp of await this.exports.list()) {
           const name = text.encode(exp.name);
           const len = new Uint8Array(4);
           new DataView(len.buffer).setUint32(0, name.length);
@@ -171,7 +172,7 @@ export class Negotiator {
         return this.infoOrGo(option, data);
       case P.OPT_LIST_META_CONTEXT:
       case P.OPT_SET_META_CONTEXT:
-        this.metaContext(option, data);
+        await this.metaContext(option, data);
         return null;
       default:
         // STARTTLS, EXTENDED_HEADERS and anything unknown.
@@ -180,14 +181,14 @@ export class Negotiator {
     }
   }
 
-  private exportName(data: Uint8Array, noZeroes: boolean): Session {
+  private async exportName(data: Uint8Array, noZeroes: boolean): Promise<Session> {
     let name: string;
     try {
       name = decoder.decode(data);
     } catch {
       throw new NbdProtocolError("export name is not UTF-8");
     }
-    const exp = this.exports.get(name);
+    const exp = await this.exports.get(name).catch(() => undefined);
     // EXPORT_NAME cannot carry an error: the spec says to close the connection.
     if (!exp) throw new NbdProtocolError(`no export named ${JSON.stringify(name)}`);
     const flags = transmissionFlags(exp, this.structured);
@@ -204,13 +205,19 @@ export class Negotiator {
     return { export: exp, structured: this.structured, allocationContext, blockSizesAgreed, flags };
   }
 
-  private infoOrGo(option: number, data: Uint8Array): Session | null {
+  private async infoOrGo(option: number, data: Uint8Array): Promise<Session | null> {
     const d = new OptionData(data);
     const name = d.string(d.u32());
     const requests: number[] = [];
     for (let n = d.u16(); n > 0; n--) requests.push(d.u16());
     d.end();
-    const exp = this.exports.get(name);
+    let exp: BlockExport | undefined;
+    try {
+      exp = await this.exports.get(name);
+    } catch (err) {
+      this.error(option, P.REP_ERR_UNKNOWN, `cannot open export ${JSON.stringify(name)}: ${(err as Error).message}`);
+      return null;
+    }
     if (!exp) {
       this.error(option, P.REP_ERR_UNKNOWN, `no export named ${JSON.stringify(name)}`);
       return null;
@@ -237,14 +244,14 @@ export class Negotiator {
     return this.session(exp, name, requests.includes(P.INFO_BLOCK_SIZE), flags);
   }
 
-  private metaContext(option: number, data: Uint8Array): void {
+  private async metaContext(option: number, data: Uint8Array): Promise<void> {
     if (!this.structured) throw new InvalidOption("meta contexts need structured replies first");
     const d = new OptionData(data);
     const name = d.string(d.u32());
     const queries: string[] = [];
     for (let n = d.u32(); n > 0; n--) queries.push(d.string(d.u32()));
     d.end();
-    if (!this.exports.get(name)) {
+    if (!(await this.exports.get(name).catch(() => undefined))) {
       this.error(option, P.REP_ERR_UNKNOWN, `no export named ${JSON.stringify(name)}`);
       return;
     }

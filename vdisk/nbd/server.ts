@@ -6,6 +6,12 @@ import type { BlockExport } from "./export.ts";
 import type { ExportRegistry } from "./handshake.ts";
 import { NbdConnection, type ConnectionOptions } from "./connection.ts";
 
+/** Exports found by name when a client asks, beyond those added with addExport (e.g. a catalog). */
+export interface ExportSource {
+  open(name: string): Promise<BlockExport | undefined>;
+  list(): Promise<{ name: string; description: string }[]>;
+}
+
 export interface NbdServerOptions {
   /** Bytes one connection may hold in flight before the server stops reading its requests. */
   maxInflightBytes?: number;
@@ -23,6 +29,7 @@ export class NbdServer implements ExportRegistry {
   private readonly listeners: Listener[] = [];
   private readonly connections = new Set<Socket<NbdConnection | undefined>>();
   private readonly connOpts: ConnectionOptions;
+  private source: ExportSource | null = null;
 
   constructor(opts: NbdServerOptions = {}) {
     this.connOpts = {
@@ -42,12 +49,20 @@ export class NbdServer implements ExportRegistry {
     return this.exports.delete(name);
   }
 
-  get(name: string): BlockExport | undefined {
-    return this.exports.get(name);
+  /** Also serve whatever `source` can open, looked up at each client's request. */
+  setSource(source: ExportSource | null): void {
+    this.source = source;
   }
 
-  list(): BlockExport[] {
-    return [...this.exports.values()];
+  async get(name: string): Promise<BlockExport | undefined> {
+    return this.exports.get(name) ?? (await this.source?.open(name));
+  }
+
+  async list(): Promise<{ name: string; description: string }[]> {
+    const out = new Map<string, { name: string; description: string }>();
+    for (const e of this.exports.values()) out.set(e.name, { name: e.name, description: e.description });
+    for (const e of (await this.source?.list()) ?? []) if (!out.has(e.name)) out.set(e.name, e);
+    return [...out.values()];
   }
 
   get connectionCount(): number {
