@@ -1,7 +1,7 @@
 // Driving Debian's crun. `run` keeps crun in the foreground as the container's parent, so its exit
 // status is the container's and the container's stdout/stderr are the pipes we hand it; state, kill,
 // delete and exec address the container by id under our own --root.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ContainerError } from "./errors.ts";
 import { mustRun, runCommand, type CommandResult } from "./command.ts";
@@ -25,6 +25,33 @@ export class Crun {
   }
 
   /**
+   * SIGKILLs `crun run` monitors of this id that an earlier init left (found by their exact command
+   * line) and waits until they are gone: left alive, one would clean up crun's state of the id when
+   * its container dies, under a container recreated with the same id.
+   */
+  async killStaleRuns(id: string, bundle: string): Promise<void> {
+    const want = this.argv("run", "--bundle", bundle, id).join("\0");
+    const stale: number[] = [];
+    for (const e of readdirSync("/proc")) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").replace(/\0$/, "");
+        if (argv.endsWith(want) && argv.split("\0").length === want.split("\0").length && Number(e) !== process.pid) stale.push(Number(e));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    for (const pid of stale) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    while (stale.some((pid) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "latin1").includes(") Z "))) await Bun.sleep(5);
+  }
+
+  /**
    * The container's pid once its process runs the user's command, read from crun's own state files
    * (what `crun state` reads, without a process per poll): <root>/<id>/status holds the pid, and
    * exec.fifo exists from create until start.
@@ -43,7 +70,7 @@ export class Crun {
   async kill(id: string, signal: string): Promise<void> {
     const r = await runCommand(this.argv("kill", id, signal));
     // a container that exited meanwhile is not an error for a stop
-    if (r.code !== 0 && !/not running|does not exist|No such process|container .* not found/i.test(r.stderr)) {
+    if (r.code !== 0 && !/not running|does not exist|No such process|No such file or directory|container .* not found/i.test(r.stderr)) {
       throw new ContainerError("system", `crun kill ${id} ${signal}: ${r.stderr.trim()}`, { container: id, step: "kill" });
     }
   }

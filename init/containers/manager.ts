@@ -339,6 +339,7 @@ export class ContainerManager {
   /** Stops the container and removes everything it had: process, mounts, veth, forwards, cgroup, dirs, spec. */
   async delete(name: string, timeoutMs?: number): Promise<{ deleted: string }> {
     const c = this.get(name);
+    if (c.state === "creating") throw new ContainerError("conflict", `container '${name}' is still being created`, { container: name, step: "delete" });
     c.target = "down";
     await this.halt(c, timeoutMs ?? 10_000);
     await this.teardown(c);
@@ -394,6 +395,7 @@ export class ContainerManager {
       const c = this.newContainer(record);
       this.containers.set(record.spec.name, c);
       try {
+        await this.crun.killStaleRuns(record.spec.name, c.bundle);
         await this.teardown({ ...c, ip: null });
         await this.build(c, () => {});
         if (c.target === "up") await this.start(c);

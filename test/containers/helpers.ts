@@ -66,6 +66,18 @@ export interface NsNode {
   inNode(cmd: string[], stdin?: string): { code: number; out: string; err: string };
   output(): string;
   stop(): Promise<void>;
+  /** SIGKILL: init dies without tearing anything down. */
+  kill(): Promise<void>;
+}
+
+/** A pid is alive when /proc has it and it is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 /** Starts host-mode init in fresh mount and network namespaces. */
@@ -101,6 +113,10 @@ export async function startNsNode(dir: string, opts: { trustedFlistKey?: string 
     output: () => err,
     async stop() {
       proc.kill("SIGTERM");
+      await proc.exited;
+    },
+    async kill() {
+      proc.kill("SIGKILL");
       await proc.exited;
     },
   };

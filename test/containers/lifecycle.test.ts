@@ -1,13 +1,13 @@
 // Containers across an init restart, flist signatures when the node requires them, and the zos CLI
 // as a user runs it. Same setup as containers.test.ts: host-mode init in private mount+net namespaces.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { signFlist } from "../../fuse-fs/index.ts";
 import { RpcCallError } from "../../init/rpc/client.ts";
 import type { ContainerInfo } from "../../init/containers/index.ts";
-import { bun, busyboxFlist, repoRoot, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
+import { alive, bun, busyboxFlist, repoRoot, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
 
 setDefaultTimeout(120_000);
 
@@ -60,6 +60,33 @@ describe("init restart", () => {
   });
 });
 
+describe("init killed", () => {
+  test("the next init kills the orphaned container and recreates it", async () => {
+    const dir = mkdtempSync(join(fx.dir, "crash-"));
+    let node: NsNode = await startNsNode(dir);
+    try {
+      let c = await node.client();
+      const old = await c.call<ContainerInfo>("container.create", { name: "survivor", flist: fx.flist, restart: "always", args: ["sleep", "1000"] });
+      c.close();
+      await node.kill();
+      // the old container may outlive its init (crun run is its parent), or die of its dead FUSE mount
+      node = await startNsNode(dir);
+      c = await node.client();
+      const fresh = await until(async () => {
+        const i = await c.call<ContainerInfo>("container.info", { name: "survivor" }).catch(() => null);
+        return i?.state === "running" ? i : null;
+      }, "survivor to be recreated");
+      expect(fresh.pid).not.toBe(old.pid);
+      await until(() => !alive(old.pid!), "the orphan to be gone");
+      await c.call("container.delete", { name: "survivor", timeoutMs: 200 });
+      expect(traces(node)).toMatchObject({ mounts: 0, veths: 0, bundles: 0, specs: 0 });
+      c.close();
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
 describe("signed flists", () => {
   test("with a trusted key set, unsigned and foreign-signed flists are refused, ours run", async () => {
     const seed = randomBytes(32), other = randomBytes(32);
@@ -102,9 +129,7 @@ describe("zos container", () => {
     const dir = mkdtempSync(join(fx.dir, "cli-"));
     node = await startNsNode(dir);
     home = join(dir, "home");
-    mkdtempSync(join(dir, "x"));
-    rmSync(home, { recursive: true, force: true });
-    Bun.spawnSync(["mkdir", "-p", home]);
+    mkdirSync(home);
     writeFileSync(join(home, "key"), Buffer.from(node.admin.seed).toString("hex") + "\n", { mode: 0o400 });
   });
   afterAll(async () => {
