@@ -17,7 +17,7 @@ import type { ContainerInfo } from "../init/containers/index.ts";
 import { bun, busyboxFlist, repoRoot, startNsNode } from "../test/containers/helpers.ts";
 import { report, type BenchResult } from "./lib/report.ts";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 25);
 const CONCURRENT = 50;
 
 function median(xs: number[]): number {
@@ -25,20 +25,23 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Runs inside the node's namespaces: times `crun run --detach` of an extracted bundle, ROUNDS times. */
+/**
+ * Runs inside the node's namespaces: for each line "N" on stdin, times `crun run --detach` of the
+ * extracted bundle as container floor-N, prints the milliseconds, and deletes it. Driven round by
+ * round, interleaved with ours, so both sides see the same machine load.
+ */
 const floorScript = `
-const [bundle, root, rounds] = process.argv.slice(-3);
-const times = [];
-for (let i = 0; i < Number(rounds); i++) {
-  const id = "floor-" + i;
+const [bundle, root] = process.argv.slice(-2);
+const crun = (...a) => ["crun", "--root", root, "--cgroup-manager=disabled", ...a];
+for await (const line of console) {
+  const id = "floor-" + line.trim();
   const t0 = performance.now();
   // no pipes: the detached container would hold them open
-  const r = Bun.spawnSync(["crun", "--root", root, "--cgroup-manager=disabled", "run", "--detach", "--bundle", bundle, id], { stdio: ["ignore", "ignore", "ignore"] });
-  times.push(performance.now() - t0);
-  if (r.exitCode !== 0) { console.error("crun run exited " + r.exitCode); process.exit(1); }
-  Bun.spawnSync(["crun", "--root", root, "--cgroup-manager=disabled", "delete", "--force", id]);
+  const r = Bun.spawnSync(crun("run", "--detach", "--bundle", bundle, id), { stdio: ["ignore", "ignore", "ignore"] });
+  const ms = performance.now() - t0;
+  Bun.spawnSync(crun("delete", "--force", id), { stdio: ["ignore", "ignore", "ignore"] });
+  console.log(r.exitCode === 0 ? String(ms) : "failed " + r.exitCode);
 }
-console.log(JSON.stringify(times));
 `;
 
 function rssKb(pid: number): number {
@@ -55,6 +58,35 @@ try {
   const create = (name: string, extra: Record<string, unknown> = {}) => c.call<ContainerInfo>("container.create", { name, flist: fx.flist, args: ["sleep", "1000"], ...extra });
   const remove = (name: string) => c.call("container.delete", { name, timeoutMs: 0 });
 
+  // the floor: the same root extracted on disk, a config.json of the same shape without our mounts
+  const bundle = join(work, "floor");
+  mkdirSync(join(bundle, "rootfs"), { recursive: true });
+  await unpack({ flist: fx.flist, target: join(bundle, "rootfs"), preserveOwnership: true });
+  const etc = join(bundle, "etc");
+  mkdirSync(etc);
+  for (const f of ["hostname", "hosts", "resolv.conf"]) writeFileSync(join(etc, f), "");
+  const spec = withDefaults({ name: "floor", flist: fx.flist, args: ["sleep", "1000"], network: "host" });
+  writeFileSync(join(bundle, "config.json"), JSON.stringify(ociConfig(spec, { etcFiles: { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") }, netnsPath: null, flistMountSources: [], cgroupsPath: null, nofileHard: 1024 })));
+  const floorProc = Bun.spawn(["nsenter", "-t", String(node.pid), "-m", "-n", bun, "-e", floorScript, bundle, join(work, "floor-crun")], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const floorLines = (floorProc.stdout as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let floorBuffered = "";
+  const floorTimes: number[] = [];
+  let floorRound = 0;
+  const floorOnce = async () => {
+    floorProc.stdin.write(`${floorRound++}\n`);
+    floorProc.stdin.flush();
+    while (!floorBuffered.includes("\n")) {
+      const { value, done } = await floorLines.read();
+      if (done) throw new Error("floor helper exited");
+      floorBuffered += decoder.decode(value, { stream: true });
+    }
+    const line = floorBuffered.slice(0, floorBuffered.indexOf("\n"));
+    floorBuffered = floorBuffered.slice(line.length + 1);
+    if (line.startsWith("failed")) throw new Error(`floor crun run ${line}`);
+    floorTimes.push(Number(line));
+  };
+
   // warm the chunk cache and the bridge once
   await create("warm");
   await remove("warm");
@@ -65,6 +97,7 @@ try {
       await create(`f${i}`);
       times.push(performance.now() - t0);
       await remove(`f${i}`);
+      await floorOnce();
     }
     return median(times);
   })();
@@ -79,6 +112,7 @@ try {
       times.push(performance.now() - t0);
       if (info.state !== "running") throw new Error(`b${i} is ${info.state}`);
       await remove(`b${i}`);
+      await floorOnce();
     }
     return median(times);
   };
@@ -86,18 +120,9 @@ try {
   const oursHost = await timed({ network: "host" });
   await remove("keeper");
 
-  // the floor: the same root extracted on disk, a config.json of the same shape without our mounts
-  const bundle = join(work, "floor");
-  mkdirSync(join(bundle, "rootfs"), { recursive: true });
-  await unpack({ flist: fx.flist, target: join(bundle, "rootfs"), preserveOwnership: true });
-  const etc = join(bundle, "etc");
-  mkdirSync(etc);
-  for (const f of ["hostname", "hosts", "resolv.conf"]) writeFileSync(join(etc, f), "");
-  const spec = withDefaults({ name: "floor", flist: fx.flist, args: ["sleep", "1000"], network: "host" });
-  writeFileSync(join(bundle, "config.json"), JSON.stringify(ociConfig(spec, { etcFiles: { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") }, netnsPath: null, flistMountSources: [], cgroupsPath: null, nofileHard: 1024 })));
-  const floorRun = node.inNode([bun, "-e", floorScript, bundle, join(work, "floor-crun"), String(ROUNDS)]);
-  if (floorRun.code !== 0) throw new Error(`floor run failed: ${floorRun.err}`);
-  const floor = median(JSON.parse(floorRun.out) as number[]);
+  floorProc.stdin.end();
+  await floorProc.exited;
+  const floor = median(floorTimes);
   results.push(
     { name: "create-to-running, first container of a cached flist (FUSE mount made), private network", value: first, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
     { name: "create-to-running, flist already mounted, private network", value: ours, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
