@@ -194,6 +194,7 @@ async function main(argv: string[]): Promise<number> {
       const stop = () => void m.unmount();
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
+      process.on("SIGUSR1", () => console.error(`zflist: requests ${JSON.stringify(m.requestCounts())}`));
       await m.closed;
       console.error(`zflist: ${mountpoint} unmounted`);
       return 0;

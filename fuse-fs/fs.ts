@@ -140,8 +140,9 @@ export class FlistFs implements FuseHandler {
       case Op.READDIR:
       case Op.READDIRPLUS:
         return this.readdir(h.nodeid, getU64(body, 8), body.getUint32(16, true), h.opcode === Op.READDIRPLUS);
-      case Op.RELEASEDIR:
       case Op.FLUSH:
+        return Errno.ENOSYS; // nothing is ever written: the kernel stops sending FLUSH on every close
+      case Op.RELEASEDIR:
       case Op.FSYNC:
       case Op.FSYNCDIR:
         return replyBuffer(0);

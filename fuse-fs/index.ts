@@ -44,6 +44,8 @@ export interface FlistMount {
   readonly closed: Promise<void>;
   /** Unmounts (lazily if busy), waits for the session to end and releases the flist and store. */
   unmount(): Promise<void>;
+  /** FUSE requests served so far, by operation. */
+  requestCounts(): Record<string, number>;
 }
 
 export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
@@ -81,6 +83,7 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   return {
     mountpoint: opts.mountpoint,
     closed: release,
+    requestCounts: () => Object.fromEntries(session.counts),
     async unmount() {
       session.unmount();
       await release;

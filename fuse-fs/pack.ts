@@ -2,7 +2,7 @@
 // Directories are recorded before their children (a parent's ino is always smaller), files' blocks in
 // file order. Blocks the store already holds, and blocks seen earlier in this run, are not sent again.
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, type BigIntStats } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { encodeBlock, openStore, parseRoute, hex, type BlockBackend, type EncodedBlock } from "../store/index.ts";
 import { FlistError } from "./errors.ts";
 import { BLOCK_SIZE, Flist, S_IFMT, S_IFDIR, S_IFLNK, S_IFREG } from "./flist.ts";
@@ -133,7 +133,7 @@ export async function pack(opts: PackOptions): Promise<PackProgress> {
     flist.setTag("version", FLIST_VERSION);
     for (const [k, v] of Object.entries(opts.tags ?? {})) flist.setTag(k, v);
 
-    const record = (parent: number, name: string, path: string, st: BigIntStats): number => {
+    const record = (parent: number, name: string, path: Buffer, st: BigIntStats): number => {
       const mode = Number(st.mode);
       const target = (mode & S_IFMT) === S_IFLNK ? readlinkSync(path, { encoding: "buffer" }) : undefined;
       return flist.addInode({
@@ -150,7 +150,7 @@ export async function pack(opts: PackOptions): Promise<PackProgress> {
       });
     };
 
-    const packFile = async (ino: number, path: string, size: number) => {
+    const packFile = async (ino: number, path: Buffer, size: number) => {
       const fd = openSync(path, "r");
       let total = 0;
       try {
@@ -172,22 +172,26 @@ export async function pack(opts: PackOptions): Promise<PackProgress> {
       if (total !== size) flist.db.query("UPDATE inode SET size = ? WHERE ino = ?").run(total, ino);
     };
 
-    const dirs: { ino: number; path: string }[] = [{ ino: record(0, "/", source, rootStat), path: source }];
+    // Paths are handled as bytes, so a name that is not valid UTF-8 is still found on disk; the flist
+    // records it lossily, as rfs does.
+    const slash = Buffer.from("/");
+    const dirs: { ino: number; path: Buffer }[] = [{ ino: record(0, "/", Buffer.from(source), rootStat), path: Buffer.from(source) }];
     while (dirs.length > 0) {
       const dir = dirs.pop()!;
-      let names: string[];
+      let names: Buffer[];
       try {
-        names = readdirSync(dir.path).sort();
+        names = readdirSync(dir.path, { encoding: "buffer" }).sort(Buffer.compare);
       } catch (err) {
-        throw new FlistError("io", `cannot list ${dir.path}: ${(err as Error).message}`, { path: dir.path }, { cause: err });
+        throw new FlistError("io", `cannot list ${dir.path}: ${(err as Error).message}`, { path: dir.path.toString() }, { cause: err });
       }
-      for (const name of names) {
-        const path = join(dir.path, name);
+      for (const rawName of names) {
+        const name = rawName.toString("utf8");
+        const path = Buffer.concat([dir.path, slash, rawName]);
         let st: BigIntStats;
         try {
           st = lstatSync(path, { bigint: true });
         } catch (err) {
-          throw new FlistError("io", `cannot stat ${path}: ${(err as Error).message}`, { path }, { cause: err });
+          throw new FlistError("io", `cannot stat ${path}: ${(err as Error).message}`, { path: path.toString() }, { cause: err });
         }
         const ino = record(dir.ino, name, path, st);
         const type = Number(st.mode) & S_IFMT;
@@ -198,7 +202,7 @@ export async function pack(opts: PackOptions): Promise<PackProgress> {
             await packFile(ino, path, Number(st.size));
           } catch (err) {
             if (err instanceof FlistError || (err as Error).name === "StoreError") throw err;
-            throw new FlistError("io", `cannot read ${path}: ${(err as Error).message}`, { path }, { cause: err });
+            throw new FlistError("io", `cannot read ${path}: ${(err as Error).message}`, { path: path.toString() }, { cause: err });
           }
         }
       }

@@ -83,6 +83,8 @@ export class FuseSession {
   readonly fds: number[] = [];
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<bigint, AbortController>();
+  /** Requests seen, by operation name: what a workload costs the daemon. */
+  readonly counts = new Map<string, number>();
   private openReaders = 0;
   private unmounted = false;
   private resolveClosed!: () => void;
@@ -203,6 +205,8 @@ export class FuseSession {
   private dispatch(fd: number, data: Uint8Array): void {
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const h = parseInHeader(dv);
+    const name = opName(h.opcode);
+    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
     const body = new DataView(data.buffer, data.byteOffset + IN_HEADER, data.byteLength - IN_HEADER);
     switch (h.opcode) {
       case Op.INIT:

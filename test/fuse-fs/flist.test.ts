@@ -130,6 +130,18 @@ describe("flist", () => {
     expect(stripPassword("zdb://user:secret@127.0.0.1:9900/ns")).toBe("zdb://user@127.0.0.1:9900/ns");
   });
 
+  test("a name that is not UTF-8 is packed (recorded lossily, as rfs does)", async () => {
+    const odd = join(dir, "odd");
+    mkdirSync(odd);
+    writeFileSync(Buffer.concat([Buffer.from(odd + "/f"), Buffer.from([0xff]), Buffer.from("g")]), "bytes");
+    await pack({ source: odd, output: join(dir, "odd.fl"), stores: [`dir://${join(dir, "store")}`] });
+    const f = Flist.open(join(dir, "odd.fl"));
+    const node = f.lookup(1, "f\uFFFDg")!;
+    expect(node.size).toBe(5);
+    expect(f.blocks(node.ino).length).toBe(1);
+    f.close();
+  });
+
   test("a file that is not an flist is a typed error", () => {
     const bad = join(dir, "bad.fl");
     writeFileSync(bad, "not sqlite at all, just text that is long enough to be a header".repeat(10));
