@@ -63,7 +63,11 @@ function parseArgs(argv: string[]): Options {
       if (a === "--node") o.node = v;
       else o.keyFile = v;
     } else if (a.startsWith("--node=")) o.node = a.slice(7);
-    else if (a === "--help" || a === "-h") o.rest.unshift("help");
+    else if (a === "--") {
+      // everything after -- belongs to the command (e.g. a container's command line)
+      o.rest.push(...argv.slice(i));
+      break;
+    } else if (a === "--help" || a === "-h") o.rest.unshift("help");
     else o.rest.push(a);
   }
   return o;

@@ -155,6 +155,8 @@ describe("zos container", () => {
     const ex = await zos("container", "exec", "cli1", "--", "sh", "-c", "df /scratch | tail -1; exit 4");
     expect(ex.code).toBe(4);
     expect(ex.out).toMatch(/tmpfs\s+8192\b/);
+    // options after -- are the command's, not zos's
+    expect((await zos("container", "exec", "cli1", "--", "sh", "-c", "echo \"$@\"", "sh", "-h", "--json")).out).toBe("-h --json\n");
     const stop = await zos("container", "stop", "cli1", "-t", "0.2");
     expect(stop.out).toMatch(/cli1\s+stopped/);
     expect((await zos("container", "rm", "cli1")).out).toBe("removed cli1\n");
