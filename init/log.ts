@@ -1,6 +1,6 @@
 // init's own log: one line per event to stderr (the console when PID 1) and, once enabled, to /dev/kmsg
 // so the lines also land in the kernel ring buffer (dmesg) with a syslog priority.
-import { openSync, readFileSync, writeSync } from "node:fs";
+import { openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 
 export type Level = "debug" | "info" | "warn" | "error";
 const priority: Record<Level, number> = { debug: 7, info: 6, warn: 4, error: 3 };
@@ -13,9 +13,17 @@ let consoleLoglevel = 0;
 export function enableKmsg(): void {
   try {
     kmsgFd = openSync("/dev/kmsg", "w");
-    consoleLoglevel = Number(readFileSync("/proc/sys/kernel/printk", "utf8").trim().split(/\s+/)[0]) || 0;
   } catch {
     kmsgFd = null; // no /dev/kmsg (host mode or no devtmpfs yet): console only
+    return;
+  }
+  try {
+    // the kernel rate-limits /dev/kmsg writers by default (10 lines per 5 s) and drops the rest;
+    // init's lines must all arrive, as systemd arranges for itself
+    writeFileSync("/proc/sys/kernel/printk_devkmsg", "on\n");
+    consoleLoglevel = Number(readFileSync("/proc/sys/kernel/printk", "utf8").trim().split(/\s+/)[0]) || 0;
+  } catch {
+    consoleLoglevel = 0; // lines may be dropped from kmsg: always write the console ourselves
   }
 }
 

@@ -30,13 +30,14 @@ function step(health: Health, name: string, fn: () => void): void {
   }
 }
 
-/** Steps a test can skip in a PID namespace on a shared host (ZOS_BOOT_SKIP=modules,network,time). */
+/** Steps a test can skip in a PID namespace on a shared host (ZOS_BOOT_SKIP=kmsg,modules,network,time):
+ * each would act on the host kernel (its log and printk settings, modules, NICs, clock). */
 const skip = new Set((process.env.ZOS_BOOT_SKIP ?? "").split(",").filter(Boolean));
 
 export function runPid1(args: InitArgs): NodeRuntime | null {
   const health = new Health();
   mountEarly(health);
-  enableKmsg();
+  if (!skip.has("kmsg")) enableKmsg();
   const cmdline = readZosCmdline();
   setDebug(cmdline.debug || args.debug);
   log.info(`zos init starting as PID 1 (bun ${Bun.version})`);

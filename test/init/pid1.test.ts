@@ -1,5 +1,5 @@
 // init as PID 1 inside a PID namespace on the host (unshare --pid --fork with its own mount, UTS and
-// network namespaces, so mounts, hostname and lo stay private). Kernel module loading, DHCP and NTP
+// network namespaces, so mounts, hostname and lo stay private). /dev/kmsg, module loading, DHCP and NTP
 // are skipped: they would act on the host. reboot(2) is really called: in a PID namespace it ends the
 // namespace, killing its init with SIGHUP (restart) or SIGINT (power off), which unshare reports.
 import { afterEach, expect, test, setDefaultTimeout } from "bun:test";
@@ -28,7 +28,7 @@ async function bootInNamespace(makeServices: (dir: string) => Record<string, str
   const proc = Bun.spawn(
     ["unshare", "--pid", "--fork", "--mount-proc", "--mount", "--uts", "--net",
       bun, join(repoRoot, "init", "main.ts"), "--config-dir", join(dir, "services"), "--state-dir", join(dir, "state"), "--socket", socket, "--admin-key", keyId(admin.publicKey)],
-    { env: { ...process.env, ZOS_BOOT_SKIP: "modules,network,time", ...env }, stdout: "pipe", stderr: "pipe" },
+    { env: { ...process.env, ZOS_BOOT_SKIP: "kmsg,modules,network,time", ...env }, stdout: "pipe", stderr: "pipe" },
   );
   let log = "";
   const drain = (s: ReadableStream<Uint8Array>) => (async () => {
