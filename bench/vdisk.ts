@@ -65,40 +65,53 @@ async function startNbdkit(socket: string): Promise<Subprocess> {
   return proc;
 }
 
-async function hotData(): Promise<BenchResult[]> {
-  const storeArgs = ["--store", `dir://${join(work, "blocks")}`, "--catalog", `dir://${join(work, "catalog")}`];
-  await zvdisk(storeArgs, "create", "hot", "--size", "2G");
-  const oursSock = join(work, "zvdisk.sock");
-  const peerSock = join(work, "nbdkit.sock");
-  const ours = await startZvdisk(storeArgs, "hot", oursSock, 1536);
+const PEER = "nbdkit memory";
+const timed = ["--time_based", `--runtime=${RUNTIME}`, "--ramp_time=1", `--size=${REGION}`];
+
+/** Starts a fresh `zvdisk serve` for `name` and a fresh `nbdkit memory`, runs fn, stops both. */
+async function sideBySide<T>(storeArgs: string[], name: string, fn: (both: (args: string[]) => Promise<{ ours: Awaited<ReturnType<typeof fio>>; peer: Awaited<ReturnType<typeof fio>> }>) => Promise<T>): Promise<T> {
+  const oursSock = join(work, `${name}.sock`);
+  const peerSock = join(work, `nbdkit-${name}.sock`);
+  const ours = await startZvdisk(storeArgs, name, oursSock, 1536);
   const peer = await startNbdkit(peerSock);
-  const uris = { ours: `nbd+unix:///hot?socket=${oursSock}`, peer: `nbd+unix:///?socket=${peerSock}` };
   try {
-    const both = async (args: string[]) => ({ ours: await fio(uris.ours, args), peer: await fio(uris.peer, args) });
-    const timed = ["--time_based", `--runtime=${RUNTIME}`, "--ramp_time=1", `--size=${REGION}`];
-    // Fill the working set (random data, so neither side can skip it), then measure.
-    await both(["--rw=write", "--bs=1M", "--iodepth=8", `--size=${REGION}`, "--refill_buffers", "--end_fsync=1"]);
-    // Reads first, while the cache is clean: the write runs leave dirty data whose background
-    // write-back would otherwise land in the middle of the read figures.
-    const rr = await both(["--rw=randread", "--bs=4k", "--iodepth=32", ...timed]);
-    const lat = await both(["--rw=randread", "--bs=4k", "--iodepth=1", ...timed]);
-    const sr = await both(["--rw=read", "--bs=1M", "--iodepth=8", ...timed]);
-    const rw = await both(["--rw=randwrite", "--bs=4k", "--iodepth=32", "--refill_buffers", ...timed]);
-    const sw = await both(["--rw=write", "--bs=1M", "--iodepth=8", "--refill_buffers", ...timed]);
-    const peerName = "nbdkit memory";
-    return [
-      { name: "4 KiB random read, QD32, hot (IOPS)", value: rr.ours.read.iops, unit: "IOPS", peer: peerName, peer_value: rr.peer.read.iops, higher_is_better: true, goal: ">= 1.0x nbdkit memory" },
-      { name: "4 KiB random write, QD32, write-back (IOPS)", value: rw.ours.write.iops, unit: "IOPS", peer: peerName, peer_value: rw.peer.write.iops, higher_is_better: true, goal: ">= 0.7x nbdkit memory" },
-      { name: "1 MiB sequential read, QD8, hot", value: sr.ours.read.bw / 1e6, unit: "MB/s", peer: peerName, peer_value: sr.peer.read.bw / 1e6, higher_is_better: true, goal: ">= 0.8x nbdkit memory" },
-      { name: "1 MiB sequential write, QD8, write-back", value: sw.ours.write.bw / 1e6, unit: "MB/s", peer: peerName, peer_value: sw.peer.write.bw / 1e6, higher_is_better: true, goal: "info" },
-      { name: "4 KiB random read latency p50, QD1", value: lat.ours.read.p50, unit: "µs", peer: peerName, peer_value: lat.peer.read.p50, higher_is_better: false, goal: "info" },
-      { name: "4 KiB random read latency p99, QD1", value: lat.ours.read.p99, unit: "µs", peer: peerName, peer_value: lat.peer.read.p99, higher_is_better: false, goal: "info" },
-    ];
+    return await fn(async (args) => ({ ours: await fio(`nbd+unix:///${name}?socket=${oursSock}`, args), peer: await fio(`nbd+unix:///?socket=${peerSock}`, args) }));
   } finally {
     ours.kill(15);
     peer.kill(15);
     await Promise.all([ours.exited, peer.exited]);
   }
+}
+
+async function hotData(): Promise<BenchResult[]> {
+  const storeArgs = ["--store", `dir://${join(work, "blocks")}`, "--catalog", `dir://${join(work, "catalog")}`];
+  await zvdisk(storeArgs, "create", "hot", "--size", "2G");
+  await zvdisk(storeArgs, "create", "fresh", "--size", "2G");
+  // Reads: fill the working set with random data (so neither side can skip it), flush, measure.
+  const reads = await sideBySide(storeArgs, "hot", async (both) => {
+    await both(["--rw=write", "--bs=1M", "--iodepth=8", `--size=${REGION}`, "--refill_buffers", "--end_fsync=1"]);
+    return {
+      rr: await both(["--rw=randread", "--bs=4k", "--iodepth=32", ...timed]),
+      lat: await both(["--rw=randread", "--bs=4k", "--iodepth=1", ...timed]),
+      sr: await both(["--rw=read", "--bs=1M", "--iodepth=8", ...timed]),
+    };
+  });
+  // Writes: fresh processes and an empty vdisk, so each run starts from a clean cache; the
+  // write-back to the store (every 30 s, or at half the cache) runs when it comes due.
+  const writes = await sideBySide(storeArgs, "fresh", async (both) => ({
+    rw: await both(["--rw=randwrite", "--bs=4k", "--iodepth=32", "--refill_buffers", ...timed]),
+    sw: await both(["--rw=write", "--bs=1M", "--iodepth=8", "--refill_buffers", ...timed]),
+  }));
+  const { rr, lat, sr } = reads;
+  const { rw, sw } = writes;
+  return [
+    { name: "4 KiB random read, QD32, hot (IOPS)", value: rr.ours.read.iops, unit: "IOPS", peer: PEER, peer_value: rr.peer.read.iops, higher_is_better: true, goal: ">= 1.0x nbdkit memory" },
+    { name: "4 KiB random write, QD32, write-back (IOPS)", value: rw.ours.write.iops, unit: "IOPS", peer: PEER, peer_value: rw.peer.write.iops, higher_is_better: true, goal: ">= 0.7x nbdkit memory" },
+    { name: "1 MiB sequential read, QD8, hot", value: sr.ours.read.bw / 1e6, unit: "MB/s", peer: PEER, peer_value: sr.peer.read.bw / 1e6, higher_is_better: true, goal: ">= 0.8x nbdkit memory" },
+    { name: "1 MiB sequential write, QD8, write-back", value: sw.ours.write.bw / 1e6, unit: "MB/s", peer: PEER, peer_value: sw.peer.write.bw / 1e6, higher_is_better: true, goal: "info" },
+    { name: "4 KiB random read latency p50, QD1", value: lat.ours.read.p50, unit: "µs", peer: PEER, peer_value: lat.peer.read.p50, higher_is_better: false, goal: "info" },
+    { name: "4 KiB random read latency p99, QD1", value: lat.ours.read.p99, unit: "µs", peer: PEER, peer_value: lat.peer.read.p99, higher_is_better: false, goal: "info" },
+  ];
 }
 
 async function sustainedWrite(): Promise<BenchResult[]> {
