@@ -36,7 +36,7 @@ export interface ErasureOptions {
 
 /** What a read found at one backend for one block. */
 export type ShardProbe =
-  | { member: number; state: "ok"; shard: Shard; frame: Uint8Array }
+  | { member: number; state: "ok"; shard: Shard }
   | { member: number; state: "missing" }
   | { member: number; state: "corrupt"; reason: string }
   | { member: number; state: "failed"; error: StoreError };
@@ -155,7 +155,7 @@ export class ErasureStore implements BlockBackend {
       if (shard.k !== this.options.k || shard.m !== this.options.m) {
         return { member, state: "corrupt", reason: `shard is coded ${shard.k}+${shard.m}, the store uses ${this.options.k}+${this.options.m}` };
       }
-      return { member, state: "ok", shard, frame };
+      return { member, state: "ok", shard };
     } catch (err) {
       return { member, state: "failed", error: asStoreError(err, { backend: this.members[member].backend.url, id: hex(id), op: "get" }) };
     }
