@@ -17,6 +17,7 @@ export interface FetcherOptions {
 }
 
 export const DEFAULT_FETCH_TIMEOUT_MS = 30_000;
+const MAX_PREFETCHES = 32;
 
 export class BlockFetcher {
   private readonly memory = new Map<string, Uint8Array>();
@@ -67,6 +68,8 @@ export class BlockFetcher {
   prefetch(ref: BlockRow): void {
     const name = hex(ref.id);
     if (this.memory.has(name) || this.inFlight.has(name) || this.opts.cache?.has(name)) return;
+    // Bounded: a reader far ahead of the store must not queue the whole file.
+    if (this.inFlight.size >= MAX_PREFETCHES) return;
     this.shared(ref).catch(() => {});
   }
 
@@ -105,7 +108,7 @@ export class BlockFetcher {
       const stored = await Promise.race([this.store.get(ref.id, { signal: ctl.signal, timeoutMs: this.timeoutMs }), deadline]);
       if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: this.store.url, id: name });
       const plain = this.opts.decoders ? await this.opts.decoders.decode(ref, stored) : decodeBlock(ref, stored);
-      this.opts.cache?.put(name, plain);
+      void this.opts.cache?.put(name, plain);
       this.remember(name, plain);
       return plain;
     } finally {

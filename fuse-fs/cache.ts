@@ -2,7 +2,8 @@
 // least-recently-used eviction. Layout as rfs's cache: <dir>/<id[0:2]>/<id[2:4]>/<idhex>.
 // Entries are written to a temporary name and renamed, so a crash never leaves a torn chunk under an
 // id; the order of use survives a restart only approximately (by file mtime), which is all LRU needs.
-import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FlistError } from "./errors.ts";
 
@@ -13,6 +14,7 @@ export class ChunkCache {
   private readonly entries = new Map<string, number>();
   private total = 0;
   private tmpSeq = 0;
+  private readonly writing = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -84,20 +86,25 @@ export class ChunkCache {
     return data;
   }
 
-  put(name: string, data: Uint8Array): void {
-    if (this.entries.has(name)) return;
+  /**
+   * Stores a chunk without blocking the caller's thread; it is listed (and counted against the bound)
+   * once it is on disk under its name. Never rejects.
+   */
+  async put(name: string, data: Uint8Array): Promise<void> {
+    if (this.entries.has(name) || this.writing.has(name)) return;
+    this.writing.add(name);
     const path = this.pathOf(name);
     const tmp = `${path}.${process.pid}.${this.tmpSeq++}.tmp`;
     try {
-      mkdirSync(join(this.dir, name.slice(0, 2), name.slice(2, 4)), { recursive: true });
-      writeFileSync(tmp, data);
-      renameSync(tmp, path);
+      await mkdir(join(this.dir, name.slice(0, 2), name.slice(2, 4)), { recursive: true });
+      await writeFile(tmp, data);
+      await rename(tmp, path);
     } catch {
       // A full or broken cache disk costs speed, not correctness: the chunk is served from memory.
-      try {
-        unlinkSync(tmp);
-      } catch {}
+      await unlink(tmp).catch(() => {});
       return;
+    } finally {
+      this.writing.delete(name);
     }
     this.entries.set(name, data.length);
     this.total += data.length;

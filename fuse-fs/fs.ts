@@ -70,7 +70,7 @@ export class FlistFs implements FuseHandler {
     readonly fetcher: BlockFetcher,
     opts: FlistFsOptions = {},
   ) {
-    this.readAhead = opts.readAheadBlocks ?? 8;
+    this.readAhead = opts.readAheadBlocks ?? 16;
     const t = flist.db.query(`SELECT count(*) AS n, coalesce(sum(CASE WHEN (mode & ${S_IFMT}) = ${S_IFREG} THEN size ELSE 0 END), 0) AS b FROM inode`).get() as { n: number; b: number };
     this.totals = { bytes: Number(t.b), entries: Number(t.n) };
   }

@@ -11,23 +11,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const name = (c: string) => c.repeat(64);
 const chunk = (fill: number) => new Uint8Array(1000).fill(fill);
 
-test("evicts the least recently used chunk first and keeps within the bound", () => {
+test("evicts the least recently used chunk first and keeps within the bound", async () => {
   const cache = new ChunkCache(join(dir, "a"), 3000);
-  cache.put(name("a"), chunk(1));
-  cache.put(name("b"), chunk(2));
-  cache.put(name("c"), chunk(3));
+  await cache.put(name("a"), chunk(1));
+  await cache.put(name("b"), chunk(2));
+  await cache.put(name("c"), chunk(3));
   expect(cache.get(name("a"))).toEqual(chunk(1)); // a is now the most recent
-  cache.put(name("d"), chunk(4));
+  await cache.put(name("d"), chunk(4));
   expect(cache.has(name("b"))).toBe(false);
   expect(existsSync(join(dir, "a", "bb", "bb", name("b")))).toBe(false);
   expect([name("a"), name("c"), name("d")].every((n) => cache.has(n))).toBe(true);
   expect(cache.bytes).toBe(3000);
 });
 
-test("a reopened cache finds its chunks and drops leftovers of an interrupted write", () => {
+test("a reopened cache finds its chunks and drops leftovers of an interrupted write", async () => {
   const root = join(dir, "b");
   const first = new ChunkCache(root, 10_000);
-  first.put(name("e"), chunk(5));
+  await first.put(name("e"), chunk(5));
   mkdirSync(join(root, "ff", "ff"), { recursive: true });
   writeFileSync(join(root, "ff", "ff", `${name("f")}.123.0.tmp`), "torn");
   const again = new ChunkCache(root, 10_000);
