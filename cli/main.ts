@@ -18,7 +18,7 @@ import { bytes, duration, table } from "./format.ts";
 /** Exit codes, so scripts can tell failures apart. */
 export const exit = { ok: 0, failed: 1, usage: 2, unreachable: 3, denied: 4, nodeChanged: 5 } as const;
 
-const help = `usage: zos [--node HOST[:PORT]|unix:PATH] [--json] [--key FILE] COMMAND
+const help = `usage: zos [--node HOST[:PORT]|unix:PATH] [--json] [--key FILE] [--timeout SECONDS] COMMAND
 
 commands:
   keygen                      create this client's key (prints the public key to trust on nodes)
@@ -49,19 +49,23 @@ interface Options {
   node: string | null;
   json: boolean;
   keyFile: string;
+  /** Seconds to wait for an answer, 0 for no limit (streams never time out). */
+  timeout: number;
   rest: string[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { node: null, json: false, keyFile: keyPath(), rest: [] };
+  const o: Options = { node: null, json: false, keyFile: keyPath(), timeout: 120, rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") o.json = true;
-    else if (a === "--node" || a === "--key") {
+    else if (a === "--node" || a === "--key" || a === "--timeout") {
       const v = argv[++i];
       if (!v) throw new CliError(exit.usage, `${a} needs a value`);
       if (a === "--node") o.node = v;
-      else o.keyFile = v;
+      else if (a === "--key") o.keyFile = v;
+      else if (!(Number(v) >= 0)) throw new CliError(exit.usage, "--timeout needs a number of seconds (0: no limit)");
+      else o.timeout = Number(v);
     } else if (a.startsWith("--node=")) o.node = a.slice(7);
     else if (a === "--") {
       // everything after -- belongs to the command (e.g. a container's command line)
@@ -146,10 +150,17 @@ function need(rest: string[], n: number, usage: string): string[] {
   return rest;
 }
 
-async function withNode<T>(o: Options, fn: (c: RpcClient) => Promise<T>): Promise<T> {
+async function withNode<T>(o: Options, fn: (c: RpcClient) => Promise<T>, limited = false): Promise<T> {
   const { client, address } = await connect(o);
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const result = await fn(client);
+    const answer = fn(client);
+    const result = !limited || o.timeout === 0 ? await answer : await Promise.race([
+      answer,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new CliError(exit.unreachable, `no answer from ${address} within ${o.timeout} s; the node may be overloaded or hung (--timeout SECONDS, 0 for none)`)), o.timeout * 1000);
+      }),
+    ]);
     if (!knownNodeId(address) && client.nodeId) {
       rememberNode(address, client.nodeId);
       console.error(`zos: pinned node ${client.nodeId} for ${address} in ${knownNodesPath()}`);
@@ -159,12 +170,13 @@ async function withNode<T>(o: Options, fn: (c: RpcClient) => Promise<T>): Promis
     if (e instanceof RpcCallError) throw explain(e, address, o);
     throw e;
   } finally {
+    clearTimeout(timer);
     client.close();
   }
 }
 
 async function nodeInfo(o: Options): Promise<void> {
-  const info = await withNode(o, (c) => c.call<Record<string, any>>("node.info"));
+  const info = await withNode(o, (c) => c.call<Record<string, any>>("node.info"), true);
   print(o, info, () => {
     const lines = [
       `id        ${info.id}`,
@@ -189,7 +201,7 @@ async function service(o: Options, rest: string[]): Promise<void> {
   const [sub, name] = rest;
   switch (sub) {
     case "list": {
-      const list = await withNode(o, (c) => c.call<ServiceStatus[]>("service.list"));
+      const list = await withNode(o, (c) => c.call<ServiceStatus[]>("service.list"), true);
       return print(o, list, () => serviceRows(list));
     }
     case "status":
@@ -198,12 +210,12 @@ async function service(o: Options, rest: string[]): Promise<void> {
     case "restart":
     case "forget": {
       need(rest, 2, `service ${sub} NAME`);
-      const r = await withNode(o, (c) => c.call<ServiceStatus | { forgotten: string }>(`service.${sub}`, { name }));
+      const r = await withNode(o, (c) => c.call<ServiceStatus | { forgotten: string }>(`service.${sub}`, { name }), true);
       return print(o, r, () => ("state" in r ? serviceRows([r]) : `forgot ${name}`));
     }
     case "kill": {
       need(rest, 3, "service kill NAME SIGNAL");
-      const r = await withNode(o, (c) => c.call<ServiceStatus>("service.kill", { name, signal: rest[2].toUpperCase() }));
+      const r = await withNode(o, (c) => c.call<ServiceStatus>("service.kill", { name, signal: rest[2].toUpperCase() }), true);
       return print(o, r, () => serviceRows([r]));
     }
     case "monitor": {
@@ -214,7 +226,7 @@ async function service(o: Options, rest: string[]): Promise<void> {
       } catch (e) {
         throw new CliError(exit.usage, `${rest[2]}: ${(e as Error).message}`);
       }
-      const r = await withNode(o, (c) => c.call<ServiceStatus>("service.monitor", { name, config }));
+      const r = await withNode(o, (c) => c.call<ServiceStatus>("service.monitor", { name, config }), true);
       return print(o, r, () => serviceRows([r]));
     }
     case "logs": {
@@ -225,7 +237,7 @@ async function service(o: Options, rest: string[]): Promise<void> {
       if (lines !== undefined && !(Number.isInteger(lines) && lines >= 0)) throw new CliError(exit.usage, "-n needs a non-negative number of lines");
       const show = (l: LogLine) => console.log(o.json ? JSON.stringify(l) : formatLogLine(l));
       if (!follow) {
-        const r = await withNode(o, (c) => c.call<LogLine[]>("service.logs", { name, lines }));
+        const r = await withNode(o, (c) => c.call<LogLine[]>("service.logs", { name, lines }), true);
         if (o.json) console.log(JSON.stringify(r));
         else r.forEach(show);
         return;
@@ -273,7 +285,7 @@ async function run(argv: string[]): Promise<void> {
       return;
     case "reboot":
     case "poweroff": {
-      const r = await withNode(o, (c) => c.call(`node.${cmd}`));
+      const r = await withNode(o, (c) => c.call(`node.${cmd}`), true);
       return print(o, r, () => `${cmd} accepted; the node is stopping its services`);
     }
     case "completion":

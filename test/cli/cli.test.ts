@@ -201,6 +201,19 @@ describe("zos", () => {
     expect(check.stdout.toString()).toContain("_zos");
   });
 
+  test("a node that never answers is given up on after --timeout, exit 3", async () => {
+    useKey("reader");
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const r = await zos(["--node", `127.0.0.1:${silent.port}`, "--timeout", "0.5", "node", "info"]);
+      expect(r.code).toBe(3);
+      expect(r.err).toContain("no answer");
+      expect(r.err).toContain("--timeout");
+    } finally {
+      silent.stop(true);
+    }
+  });
+
   test("an unreachable node exits 3", async () => {
     useKey("reader");
     const r = await zos(["--node", "unix:/nonexistent/zos.sock", "node", "info"]);
