@@ -7,7 +7,7 @@ _zos() {
   local i cmd="" sub=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "\${COMP_WORDS[i]}" in
-      --node|--key) ((i++)) ;;
+      --node|--key|--timeout) ((i++)) ;;
       -*) ;;
       *) if [[ -z $cmd ]]; then cmd="\${COMP_WORDS[i]}"; elif [[ -z $sub ]]; then sub="\${COMP_WORDS[i]}"; fi ;;
     esac
@@ -17,7 +17,7 @@ _zos() {
     --key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "--node --json --key --help" -- "$cur")); return
+    COMPREPLY=($(compgen -W "--node --json --key --timeout --help" -- "$cur")); return
   fi
   case "$cmd" in
     "") COMPREPLY=($(compgen -W "keygen pubkey node service reboot poweroff completion help" -- "$cur")) ;;
