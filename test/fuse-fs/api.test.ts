@@ -1,0 +1,52 @@
+// The programmatic API init uses: mountFlist in this process (reads go through child processes, since
+// this thread answers the kernel), request counts, unmount; and the pack progress bar on a terminal.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mountFlist, pack } from "../../fuse-fs/index.ts";
+import { bun, cli, isMounted } from "./helpers.ts";
+
+let dir: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "zflist-api-"));
+  mkdirSync(join(dir, "src/sub"), { recursive: true });
+  writeFileSync(join(dir, "src/sub/hello"), "hello from the store\n");
+  writeFileSync(join(dir, "src/big"), Buffer.alloc(3 << 20, 7));
+  await pack({ source: join(dir, "src"), output: join(dir, "x.fl"), stores: [`dir://${join(dir, "store")}`] });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function child(cmd: string[]): Promise<string> {
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${cmd.join(" ")}: ${err}`);
+  return out;
+}
+
+test("mountFlist mounts, serves, counts requests and unmounts", async () => {
+  const mnt = join(dir, "mnt");
+  mkdirSync(mnt);
+  const m = await mountFlist({ flist: join(dir, "x.fl"), mountpoint: mnt, cacheDir: join(dir, "cache"), cacheBytes: 64 << 20 });
+  try {
+    expect(isMounted(mnt)).toBe(true);
+    expect(await child(["cat", join(mnt, "sub/hello")])).toBe("hello from the store\n");
+    expect(await child(["ls", mnt])).toBe("big\nsub\n");
+    expect(await child(["bash", "-c", `cmp ${join(mnt, "big")} ${join(dir, "src/big")} && echo same`])).toBe("same\n");
+    const counts = m.requestCounts();
+    expect(counts.INIT).toBe(1);
+    expect(counts.READ).toBeGreaterThan(0);
+  } finally {
+    await m.unmount();
+  }
+  expect(isMounted(mnt)).toBe(false);
+  await m.closed;
+});
+
+test("pack shows a progress bar on a terminal", () => {
+  const r = Bun.spawnSync(["script", "-qec", `${bun} ${cli} pack ${join(dir, "src")} -o ${join(dir, "y.fl")} -s dir://${join(dir, "store")}`, "/dev/null"], { stdout: "pipe", stderr: "pipe" });
+  expect(r.exitCode).toBe(0);
+  const out = r.stdout.toString();
+  expect(out).toMatch(/2 files +3\.0 MiB +7 blocks \(0 sent\) +[\d.]+ \w+\/s/);
+  expect(out).toContain("packed 2 files");
+});
