@@ -167,17 +167,23 @@ export class ContainerManager {
   private async build(c: Container, progress: Progress): Promise<void> {
     const { spec } = c;
     mkdirSync(c.bundle, { recursive: true });
-    progress("rootfs", spec.flist);
-    await c.rootfs.mount(spec, this.flists);
-    let netnsPath: string | null = null;
-    if (spec.network === "private") {
+    const netnsPath = spec.network === "private" ? join(c.bundle, "netns") : null;
+    const rootfs = (async () => {
+      progress("rootfs", spec.flist);
+      await c.rootfs.mount(spec, this.flists);
+    })();
+    const network = (async () => {
+      if (!netnsPath) return;
       progress("network");
       if (c.ip) this.ipam.claim(c.ip);
       else c.ip = this.ipam.allocate();
-      netnsPath = join(c.bundle, "netns");
       await this.network.attach(spec.name, c.ip, netnsPath);
       await this.network.addForwards(spec.name, c.ip, spec.ports);
-    }
+    })();
+    // independent, so done side by side; both settle before a failure is reported, so the
+    // teardown that follows never races a step still running
+    const failed = (await Promise.allSettled([rootfs, network])).find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     if (this.limitsEnforced) {
       progress("cgroup");
       this.cgroups.prepare(spec.name);
