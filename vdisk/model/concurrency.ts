@@ -39,24 +39,64 @@ export class ReadWriteLock {
   }
 }
 
-/** Runs fn over items with at most `limit` running at once; rejects with the first failure after all settle. */
-export async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let firstError: unknown = undefined;
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++];
+/**
+ * Runs fn over items with at most `limit` running at once; the limit can be raised while it runs
+ * (a background write-back that a client's FLUSH now waits for). Rejects with the first failure
+ * once everything started has settled.
+ */
+export class BoundedRun<T> {
+  private next = 0;
+  private active = 0;
+  private failed = false;
+  private error: unknown;
+  private finish!: () => void;
+  private fail!: (e: unknown) => void;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly items: T[],
+    private limit: number,
+    private readonly fn: (item: T) => Promise<void>,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.finish = resolve;
+      this.fail = reject;
+    });
+    this.fill();
+  }
+
+  raise(limit: number): void {
+    if (limit <= this.limit) return;
+    this.limit = limit;
+    this.fill();
+  }
+
+  private fill(): void {
+    while (this.active < this.limit && this.next < this.items.length) {
+      this.active++;
+      void this.worker();
+    }
+    if (this.active === 0) this.settle();
+  }
+
+  private async worker(): Promise<void> {
+    while (this.next < this.items.length && this.active <= this.limit) {
+      const item = this.items[this.next++];
       try {
-        await fn(item);
+        await this.fn(item);
       } catch (err) {
-        if (!failed) {
-          failed = true;
-          firstError = err;
+        if (!this.failed) {
+          this.failed = true;
+          this.error = err;
         }
       }
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw firstError;
+    this.active--;
+    if (this.active === 0 && this.next >= this.items.length) this.settle();
+  }
+
+  private settle(): void {
+    if (this.failed) this.fail(this.error);
+    else this.finish();
+  }
 }

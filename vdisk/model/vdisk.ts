@@ -19,14 +19,14 @@ import { isAllZero, segments } from "../segments.ts";
 import { BlockMap } from "./block-map.ts";
 import type { Catalog } from "./catalog.ts";
 import { encodeRecord, recordKey, type VdiskRecord } from "./record.ts";
-import { forEachLimited, type ReadWriteLock } from "./concurrency.ts";
+import { BoundedRun, type ReadWriteLock } from "./concurrency.ts";
 
 export interface VdiskOptions {
   /** Bytes of block data kept in memory; dirty data may reach 3/4 of it before writers wait. */
   cacheBytes: number;
   /** Background write-back period; 0 disables it. */
   writebackIntervalMs: number;
-  /** Store puts running at once during a flush. */
+  /** Store puts running at once during a flush a client waits for; background write-back uses 1/8. */
   putConcurrency: number;
   log: (message: string) => void;
 }
@@ -76,7 +76,7 @@ export class Vdisk implements BlockExport {
     this.description = record.kind === "snapshot" ? `vdisk snapshot ${record.name}` : `vdisk ${record.name}`;
     if (!readOnly && opts.writebackIntervalMs > 0) {
       this.timer = setInterval(() => {
-        if (this.dirtyBytes > 0 || this.map.dirty) this.flush().catch((err) => opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
+        if (this.dirtyBytes > 0 || this.map.dirty) this.writeBack();
       }, opts.writebackIntervalMs);
       this.timer.unref?.();
     }
@@ -126,7 +126,15 @@ export class Vdisk implements BlockExport {
     return this.afterWrite(waits, fua);
   }
 
+  /** Background write-back: throttled so it leaves the CPU to client requests, until someone waits. */
+  private writeBack(): void {
+    if (this.running || this.queued) return;
+    this.startFlush(false).catch((err) => this.opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
+  }
+
+  /** Makes every completed write durable; a background write-back in progress is sped up. */
   flush(): Promise<void> {
+    this.puts?.raise(this.opts.putConcurrency);
     if (this.queued) return this.queued;
     if (this.running) {
       const q = this.running.then(
@@ -309,33 +317,37 @@ export class Vdisk implements BlockExport {
     return (async () => {
       if (waits) await Promise.all(waits);
       if (fua || this.dirtyBytes > highWater) await this.flush();
-      else if (this.dirtyBytes > lowWater && !this.running) this.flush().catch((err) => this.opts.log(`vdisk ${this.name}: write-back: ${(err as Error).message}`));
+      else if (this.dirtyBytes > lowWater && !this.running) this.writeBack();
     })();
   }
 
   // ---- flush ----
 
-  private startFlush(): Promise<void> {
-    const p = this.reclaimLock.read(() => this.doFlush()).finally(() => {
+  private startFlush(urgent = true): Promise<void> {
+    const p = this.reclaimLock.read(() => this.doFlush(urgent)).finally(() => {
       if (this.running === p) this.running = null;
     });
     this.running = p;
     return p;
   }
 
-  private async doFlush(): Promise<void> {
+  /** The puts of the flush in progress, so a FLUSH can raise their concurrency. */
+  private puts: BoundedRun<[number, CacheEntry]> | null = null;
+
+  private async doFlush(urgent: boolean): Promise<void> {
     if (this.readOnly) return;
     const work: [number, CacheEntry][] = [];
     for (const [block, e] of this.cacheMap) if (e.dirty) work.push([block, e]);
     const released: BlockRef[] = [];
-    await forEachLimited(work, this.opts.putConcurrency, async ([block, e]) => {
+    const limit = urgent ? this.opts.putConcurrency : Math.max(1, this.opts.putConcurrency >> 3);
+    this.puts = new BoundedRun(work, limit, async ([block, e]) => {
       const version = e.version;
       let ref: BlockRef | null = null;
       if (!isAllZero(e.data)) {
         // The copy is the block as of `version`; later writes go to e.data and bump the version.
-        const block = await this.encode(new Uint8Array(e.data));
-        await this.store.put(block.id, block.data);
-        ref = { id: block.id, key: block.key };
+        const encoded = await this.encode(new Uint8Array(e.data));
+        await this.store.put(encoded.id, encoded.data);
+        ref = { id: encoded.id, key: encoded.key };
       }
       if (this.cacheMap.get(block) !== e) return; // zeroed meanwhile: the map already says hole
       const old = this.map.set(block, ref);
@@ -344,7 +356,11 @@ export class Vdisk implements BlockExport {
         e.dirty = false;
         this.dirtyBytes -= this.bs;
       }
-    }).finally(() => this.released.push(...released));
+    });
+    await this.puts.done.finally(() => {
+      this.puts = null;
+      this.released.push(...released);
+    });
     const commit = await this.map.commit(this.store);
     this.released.push(...commit.released);
     const rootChanged = !sameRef(commit.root, this.record.root);
