@@ -7,7 +7,7 @@
 //    namespaces so both sides pay the same process start-up;
 //  - cold start: the flist's blocks on a local zdb server (`zstore serve`) and an empty chunk cache;
 //  - 50 containers created concurrently: total time, and init's RSS growth per container.
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unpack } from "../fuse-fs/index.ts";
@@ -49,6 +49,8 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
 }
 
+const loadAvg = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+const loadAtStart = loadAvg();
 const fx = await busyboxFlist();
 const work = mkdtempSync(join(tmpdir(), "bench-containers-"));
 const node = await startNsNode(work);
@@ -187,4 +189,6 @@ try {
   fx.cleanup();
   rmSync(work, { recursive: true, force: true });
 }
+// the figures are medians of rounds interleaved with the floor's; the load says how busy the machine was
+results.push({ name: "machine load average (1 min) at start / end of run", value: loadAtStart, unit: "", peer: "at end", peer_value: loadAvg(), higher_is_better: false, goal: "context: 2 cores" });
 report("containers", results);
