@@ -15,6 +15,7 @@ export class ChunkCache {
   private total = 0;
   private tmpSeq = 0;
   private readonly writing = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     readonly dir: string,
@@ -90,9 +91,21 @@ export class ChunkCache {
    * Stores a chunk without blocking the caller's thread; it is listed (and counted against the bound)
    * once it is on disk under its name. Never rejects.
    */
-  async put(name: string, data: Uint8Array): Promise<void> {
-    if (this.entries.has(name) || this.writing.has(name)) return;
+  put(name: string, data: Uint8Array): Promise<void> {
+    if (this.entries.has(name) || this.writing.has(name)) return Promise.resolve();
+    // Room is made before writing, so chunks in flight count against the bound too.
+    this.total += data.length;
+    this.evict();
+    const p = this.write(name, data).finally(() => {
+      this.writing.delete(name);
+      this.inFlight.delete(p);
+    });
     this.writing.add(name);
+    this.inFlight.add(p);
+    return p;
+  }
+
+  private async write(name: string, data: Uint8Array): Promise<void> {
     const path = this.pathOf(name);
     const tmp = `${path}.${process.pid}.${this.tmpSeq++}.tmp`;
     try {
@@ -102,13 +115,16 @@ export class ChunkCache {
     } catch {
       // A full or broken cache disk costs speed, not correctness: the chunk is served from memory.
       await unlink(tmp).catch(() => {});
+      this.total -= data.length;
       return;
-    } finally {
-      this.writing.delete(name);
     }
     this.entries.set(name, data.length);
-    this.total += data.length;
     this.evict();
+  }
+
+  /** Waits for chunks still being written (before the process exits). */
+  async flush(): Promise<void> {
+    await Promise.all(this.inFlight);
   }
 
   private forget(name: string): void {

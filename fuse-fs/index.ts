@@ -52,12 +52,13 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   const flist = Flist.open(opts.flist);
   let store: BlockBackend | undefined;
   let decoders: DecodePool | undefined;
+  let cache: ChunkCache;
   let session: FuseSession;
   try {
     // Verified on the very handle that serves the mount, so the file cannot change in between.
     if (opts.trustedKey) verifyFlist(flist, opts.trustedKey);
     store = opts.store ?? (await openStore(opts.stores?.length ? opts.stores : routeSpecs(flist)));
-    const cache = new ChunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    cache = new ChunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
     decoders = new DecodePool(2);
     const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders });
     const fs = new FlistFs(flist, fetcher);
@@ -78,6 +79,7 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   const release = session.closed.then(async () => {
     flist.close();
     decoders!.close();
+    await cache.flush();
     if (!opts.store) await store!.close();
   });
   return {
