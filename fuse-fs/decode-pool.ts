@@ -50,10 +50,11 @@ export class DecodePool {
       throw err instanceof StoreError ? new StoreError(err.code, err.message, { id: hex(ref.id) }) : err;
     });
   }
+}
 
-  close(): void {
-    for (const w of this.workers) w.terminate();
-    for (const p of this.pending.values()) p.reject(new StoreError("aborted", "decode pool closed"));
-    this.pending.clear();
-  }
+let shared: DecodePool | null = null;
+
+/** One pool for every mount in the process (PID 1 may hold many): its workers are unref'd and idle cheaply. */
+export function sharedDecodePool(): DecodePool {
+  return (shared ??= new DecodePool(2));
 }

@@ -2,7 +2,7 @@
 import { openStore, type BlockBackend } from "../store/index.ts";
 import { BlockFetcher, DEFAULT_FETCH_TIMEOUT_MS } from "./blocks.ts";
 import { ChunkCache } from "./cache.ts";
-import { DecodePool } from "./decode-pool.ts";
+import { sharedDecodePool } from "./decode-pool.ts";
 import { FlistError } from "./errors.ts";
 import { Flist, ROOT_INO } from "./flist.ts";
 import { FlistFs } from "./fs.ts";
@@ -51,7 +51,6 @@ export interface FlistMount {
 export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   const flist = Flist.open(opts.flist);
   let store: BlockBackend | undefined;
-  let decoders: DecodePool | undefined;
   let cache: ChunkCache;
   let session: FuseSession;
   try {
@@ -59,8 +58,7 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
     if (opts.trustedKey) verifyFlist(flist, opts.trustedKey);
     store = opts.store ?? (await openStore(opts.stores?.length ? opts.stores : routeSpecs(flist)));
     cache = new ChunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    decoders = new DecodePool(2);
-    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders });
+    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders: sharedDecodePool() });
     const fs = new FlistFs(flist, fetcher);
     session = await FuseSession.mount(fs, {
       mountpoint: opts.mountpoint,
@@ -72,13 +70,11 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
     });
   } catch (err) {
     flist.close();
-    decoders?.close();
     if (store && !opts.store) await store.close();
     throw err instanceof FlistError || (err as Error).name === "StoreError" ? err : new FlistError("mount", (err as Error).message, { flist: opts.flist }, { cause: err });
   }
   const release = session.closed.then(async () => {
     flist.close();
-    decoders!.close();
     await cache.flush();
     if (!opts.store) await store!.close();
   });
