@@ -279,13 +279,19 @@ export class Vdisk implements BlockExport {
         const current = this.cacheMap.get(block);
         if (current) return current; // written while we fetched: that is newer
         const now = this.map.get(block);
-        if (!now) return null;
-        if (Buffer.compare(now.id, ref.id) !== 0) return null;
+        if (!now) return null; // zeroed while we fetched
+        if (Buffer.compare(now.id, ref.id) !== 0) {
+          // Rewritten, flushed and evicted while we fetched: fetch what the map names now.
+          this.loading.delete(block);
+          return this.load(block);
+        }
         const e: CacheEntry = { data: plain, dirty: false, version: 0 };
         this.insert(block, e);
         return e;
       })
-      .finally(() => this.loading.delete(block));
+      .finally(() => {
+        if (this.loading.get(block) === p) this.loading.delete(block);
+      });
     this.loading.set(block, p);
     return p;
   }
