@@ -2,7 +2,7 @@
 // nbdcopy, fio) and against malformed input from a raw client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { rmSync } from "node:fs";
+import { lstatSync, rmSync } from "node:fs";
 import { NbdServer } from "../../vdisk/nbd/server.ts";
 import { MemoryExport } from "../../vdisk/memory-export.ts";
 import { RawClient, makeSparseImage, mustRun, run, tempDir, randomBytes } from "./helpers.ts";
@@ -50,6 +50,25 @@ describe("nbdinfo", () => {
   test("read-only export advertises no write features", async () => {
     const e = JSON.parse(await mustRun(["nbdinfo", "--json", uri("ro")])).exports[0];
     expect(e).toMatchObject({ is_read_only: true, can_trim: false, can_zero: false });
+  });
+
+  test("a stale socket file left by a dead server does not stop a new one from listening", async () => {
+    const path = join(dir, "stale.sock");
+    // A process killed with SIGKILL leaves its socket file behind.
+    const first = Bun.spawn([process.execPath, "-e", `Bun.listen({ unix: ${JSON.stringify(path)}, socket: { data() {} } }); console.log("up")`], { stdout: "pipe" });
+    const reader = first.stdout.getReader();
+    await reader.read();
+    first.kill(9);
+    await first.exited;
+    expect(lstatSync(path).isSocket()).toBe(true);
+    const second = new NbdServer({ log: () => {} });
+    second.addExport(new MemoryExport("m", 1024 * 1024));
+    second.listen({ unix: path });
+    try {
+      expect((await mustRun(["nbdinfo", "--size", `nbd+unix:///m?socket=${path}`])).trim()).toBe("1048576");
+    } finally {
+      second.close();
+    }
   });
 
   test("--list lists every export over a unix socket", async () => {

@@ -2,6 +2,7 @@
 // Exports can be added and removed while clients are connected; a removed export stays usable by
 // the connections that already negotiated it.
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
+import { lstatSync, unlinkSync } from "node:fs";
 import type { BlockExport } from "./export.ts";
 import type { ExportRegistry } from "./handshake.ts";
 import { NbdConnection, type ConnectionOptions } from "./connection.ts";
@@ -90,6 +91,8 @@ export class NbdServer implements ExportRegistry {
       },
     };
     if ("unix" in addr) {
+      // A socket file left by a server that died would make listen fail: the path is ours.
+      if (lstatSync(addr.unix, { throwIfNoEntry: false })?.isSocket()) unlinkSync(addr.unix);
       const l = Bun.listen<NbdConnection | undefined>({ unix: addr.unix, socket: handlers });
       this.listeners.push(l);
       return addr;
