@@ -90,10 +90,6 @@ export class Vdisk implements BlockExport {
     return this.record;
   }
 
-  get stats(): { cachedBytes: number; dirtyBytes: number } {
-    return { cachedBytes: this.cachedBytes, dirtyBytes: this.dirtyBytes };
-  }
-
   size(): number {
     return this.record.size;
   }

@@ -17,7 +17,6 @@ export const CLIENT_FLAGS_KNOWN = FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES;
 export const OPT_EXPORT_NAME = 1;
 export const OPT_ABORT = 2;
 export const OPT_LIST = 3;
-export const OPT_STARTTLS = 5;
 export const OPT_INFO = 6;
 export const OPT_GO = 7;
 export const OPT_STRUCTURED_REPLY = 8;
@@ -30,10 +29,8 @@ export const REP_SERVER = 2;
 export const REP_INFO = 3;
 export const REP_META_CONTEXT = 4;
 export const REP_ERR_UNSUP = 0x80000001;
-export const REP_ERR_POLICY = 0x80000002;
 export const REP_ERR_INVALID = 0x80000003;
 export const REP_ERR_UNKNOWN = 0x80000006;
-export const REP_ERR_TOO_BIG = 0x80000009;
 
 // NBD_INFO types in NBD_REP_INFO replies and NBD_OPT_INFO/GO requests.
 export const INFO_EXPORT = 0;
@@ -71,7 +68,6 @@ export const CMD_FLAG_FAST_ZERO = 1 << 4;
 
 // Structured reply chunk types and flags.
 export const REPLY_FLAG_DONE = 1 << 0;
-export const REPLY_TYPE_NONE = 0;
 export const REPLY_TYPE_OFFSET_DATA = 1;
 export const REPLY_TYPE_BLOCK_STATUS = 5;
 export const REPLY_TYPE_ERROR = 0x8001;
@@ -84,12 +80,9 @@ export const BASE_ALLOCATION = "base:allocation";
 // Error values allowed on the wire.
 export const EPERM = 1;
 export const EIO = 5;
-export const ENOMEM = 12;
 export const EINVAL = 22;
 export const ENOSPC = 28;
-export const EOVERFLOW = 75;
 export const ENOTSUP = 95;
-export const ESHUTDOWN = 108;
 
 export const REQUEST_HEADER_LENGTH = 28;
 export const SIMPLE_REPLY_HEADER_LENGTH = 16;

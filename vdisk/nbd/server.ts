@@ -66,10 +66,6 @@ export class NbdServer implements ExportRegistry {
     return [...out.values()];
   }
 
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   /** Starts listening; returns the bound address (the real port when 0 was asked). */
   listen(addr: ListenAddress): ListenAddress {
     const handlers = {
