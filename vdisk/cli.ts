@@ -158,9 +158,23 @@ async function main(argv: string[]): Promise<void> {
   await manager.catalog.close();
 }
 
-main(process.argv.slice(2)).catch((err) => {
-  if (err instanceof UsageError) console.error(`zvdisk: ${err.message}\n${USAGE}`);
-  else if (err instanceof VdiskError) console.error(`zvdisk: ${err.message} (${err.code})`);
-  else console.error(`zvdisk: ${(err as Error)?.stack ?? err}`);
-  process.exit(err instanceof UsageError ? 2 : 1);
-});
+/**
+ * Runs one zvdisk command (argv without the program name), e.g. for `zos vdisk ...`. Resolves the
+ * exit status; `serve` keeps running and exits on SIGTERM/SIGINT.
+ */
+export async function zvdisk(argv: string[]): Promise<number> {
+  try {
+    await main(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) console.error(`zvdisk: ${err.message}\n${USAGE}`);
+    else if (err instanceof VdiskError) console.error(`zvdisk: ${err.message} (${err.code})`);
+    else console.error(`zvdisk: ${(err as Error)?.stack ?? err}`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (import.meta.main) {
+  const status = await zvdisk(process.argv.slice(2));
+  if (status !== 0) process.exit(status);
+}
