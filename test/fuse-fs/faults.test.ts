@@ -130,6 +130,27 @@ describe("faults", () => {
     expect(isMounted(mnt)).toBe(false);
   }, 60_000);
 
+  test("a read waiting on a stalled store is interrupted by a signal (FUSE_INTERRUPT), long before the deadline", async () => {
+    const hub = await startHub();
+    const mnt = join(dir, "mnt-intr");
+    mkdirSync(mnt);
+    const m = await startMount([join(dir, "x.fl"), mnt, "--cache", join(dir, "cache-intr"), "-s", `http://127.0.0.1:${hub.port}`, "--timeout", "60000"]);
+    mounts.push(m);
+    try {
+      await control(hub, "mode", "hang");
+      const r = Bun.spawn(["python3", join(import.meta.dir, "interrupted-read.py"), join(mnt, "other")], { stdout: "pipe", stderr: "pipe" });
+      expect(await new Response(r.stdout).text()).toBe("interrupted\n");
+      expect(await r.exited).toBe(0);
+      m.proc.kill("SIGUSR1");
+      while (!m.log().includes('"INTERRUPT":1')) await Bun.sleep(20);
+      await control(hub, "mode", "ok");
+      expect(readFileSync(join(mnt, "other")).equals(content.get("other")!)).toBe(true);
+    } finally {
+      await m.stop();
+      hub.proc.kill();
+    }
+  }, 30_000);
+
   test("a corrupted stored block gives EIO, never wrong bytes; the repaired block reads again", async () => {
     const fl = join(dir, "x.fl");
     const id = blockIds(fl, "corrupt")[1];
