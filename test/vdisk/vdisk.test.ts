@@ -264,6 +264,23 @@ describe("snapshots, clones, dedup, reclamation", () => {
     expect(map.filter((m) => m.data).map((m) => [m.start, m.length])).toEqual([[65536, 65536], [262144, 786432]]);
   });
 
+  test("a second server committing the same vdisk makes the first one refuse to overwrite it", async () => {
+    await s.manager.create("twice", 4 * MiB);
+    const here = await s.manager.openVdisk("twice");
+    const elsewhere = new VdiskManager({ store: s.manager.store, catalog: s.manager.catalog, writebackIntervalMs: 0, log: () => {} });
+    try {
+      const other = await elsewhere.openVdisk("twice");
+      await other.write(new Uint8Array(65536).fill(1), 0, false);
+      await other.flush();
+      await here.write(new Uint8Array(65536).fill(2), 65536, false);
+      await expect(here.flush()).rejects.toThrow("committed elsewhere");
+      expect((await elsewhere.info("twice")).allocatedBlocks).toBe(1);
+      await expect(s.manager.closeVdisk("twice")).rejects.toThrow("committed elsewhere");
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
   test("resize grows with holes and shrinks, dropping data past the end", async () => {
     await s.manager.create("rs", 4 * MiB);
     await serve(s, "rs");

@@ -129,11 +129,15 @@ export class VdiskManager {
     return v;
   }
 
+  /** Flushes and forgets an open vdisk; it is forgotten even when the final flush fails. */
   async closeVdisk(name: string): Promise<void> {
     const v = this.open.get(name);
     if (!v) return;
-    await v.close();
-    this.open.delete(name);
+    try {
+      await v.close();
+    } finally {
+      this.open.delete(name);
+    }
   }
 
   /** An immutable copy of the vdisk's map as of now (an open vdisk is flushed first). */
@@ -232,7 +236,9 @@ export class VdiskManager {
 
   /** Flushes and closes every open vdisk. */
   async close(): Promise<void> {
-    for (const name of [...this.open.keys()]) await this.closeVdisk(name);
+    const failures: unknown[] = [];
+    for (const name of [...this.open.keys()]) await this.closeVdisk(name).catch((err) => failures.push(err));
     this.encoder.close();
+    if (failures.length) throw failures[0];
   }
 }

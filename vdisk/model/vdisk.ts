@@ -18,7 +18,8 @@ import { EIO, ENOTSUP } from "../nbd/protocol.ts";
 import { isAllZero, segments } from "../segments.ts";
 import { BlockMap } from "./block-map.ts";
 import type { Catalog } from "./catalog.ts";
-import { encodeRecord, recordKey, type VdiskRecord } from "./record.ts";
+import { decodeRecord, encodeRecord, recordKey, type VdiskRecord } from "./record.ts";
+import { VdiskError } from "./errors.ts";
 import { BoundedRun, type ReadWriteLock } from "./concurrency.ts";
 
 export interface VdiskOptions {
@@ -333,6 +334,21 @@ export class Vdisk implements BlockExport {
     return p;
   }
 
+  /**
+   * Refuses to commit over a record someone else committed since we read it (another server
+   * serving the same vdisk, or a resize from another process): the last writer would silently
+   * drop the other's data. The check and the write are not atomic; it catches a second writer,
+   * it does not arbitrate a race between two commits in the same instant.
+   */
+  private async checkNotSuperseded(): Promise<void> {
+    const key = recordKey(this.record.name);
+    const bytes = await this.catalog.get(key);
+    const current = bytes ? decodeRecord(bytes, key) : null;
+    if (!current || current.generation !== this.record.generation) {
+      throw new VdiskError("busy", `vdisk ${this.record.name} was ${current ? `committed elsewhere (generation ${current.generation}, ours ${this.record.generation})` : "deleted"} while served here; not overwriting it`);
+    }
+  }
+
   /** The puts of the flush in progress, so a FLUSH can raise their concurrency. */
   private puts: BoundedRun<[number, CacheEntry]> | null = null;
 
@@ -367,6 +383,7 @@ export class Vdisk implements BlockExport {
     this.released.push(...commit.released);
     const rootChanged = !sameRef(commit.root, this.record.root);
     if (rootChanged || this.sizeChanged) {
+      await this.checkNotSuperseded();
       const next: VdiskRecord = { ...this.record, root: commit.root, generation: this.record.generation + 1 };
       await this.catalog.put(recordKey(this.record.name), encodeRecord(next));
       this.record = next;
