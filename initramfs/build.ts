@@ -2,7 +2,7 @@
 //   bun initramfs/build.ts [--floor] [--compression zstd|xz] [--level N] [--out FILE]
 // Defaults: the node image, zstd -19, out/initramfs.cpio.zst (floor: build/floor/initramfs.cpio.zst).
 // Writes <out>.manifest.json with the kernel release and the size of each part.
-import { copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleFloor, assembleNode } from "./contents.ts";
@@ -45,6 +45,44 @@ export async function bundleInit(outFile: string): Promise<void> {
   const main = join(ROOT, "init", "main.ts");
   if (!existsSync(main)) throw new BuildError(`${main} does not exist: the node image needs init's entry point`);
   await run([process.execPath, "build", main, "--target=bun", "--outfile", outFile]);
+}
+
+// Worker threads are started as `new Worker(new URL("./name.ts", import.meta.url))`; bun build leaves
+// that URL as it is, so inside the bundle it points next to init.js: /usr/lib/zos/name.ts.
+const WORKER_RE = /new Worker\(new URL\("\.\/([\w.-]+\.ts)", import\.meta\.url\)/g;
+const WORKER_SOURCE_DIRS = ["init", "fuse-fs", "store", "vdisk", "native"];
+
+/** Source path of every worker entry in the parts init may import, keyed by its file name. */
+export function findWorkerEntries(): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const dir of WORKER_SOURCE_DIRS) {
+    if (!existsSync(join(ROOT, dir))) continue;
+    for (const rel of new Bun.Glob("**/*.ts").scanSync(join(ROOT, dir))) {
+      const file = join(ROOT, dir, rel);
+      for (const m of readFileSync(file, "utf8").matchAll(WORKER_RE)) {
+        const entry = join(dirname(file), m[1]);
+        const other = found.get(m[1]);
+        if (other && other !== entry) throw new BuildError(`two workers are named ${m[1]} (${other}, ${entry}): they would share /usr/lib/zos/${m[1]}`);
+        found.set(m[1], entry);
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * Bundles each worker into one file named like its source (.ts: bundled JavaScript is valid
+ * TypeScript, and the name is what the bundle asks for). Returns name -> bundled file.
+ */
+export async function bundleWorkers(outDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  mkdirSync(outDir, { recursive: true });
+  for (const [name, src] of [...findWorkerEntries()].sort()) {
+    const file = join(outDir, name);
+    await run([process.execPath, "build", src, "--target=bun", "--outfile", file]);
+    out.set(name, file);
+  }
+  return out;
 }
 
 /** Compiles /init (preinit.c): freestanding, stripped, without a build id, so the bytes are stable. */
@@ -91,8 +129,9 @@ export async function buildInitramfs(opts: BuildOptions = {}): Promise<{ result:
     if (!existsSync(nativeAddon)) throw new BuildError(`${nativeAddon} is missing: run \`make build\` first`);
     const initBundle = join(work, "init.js");
     await bundleInit(initBundle);
+    const workers = await bundleWorkers(join(work, "workers"));
     tree = await assembleNode({
-      bunPath: pinnedBun(), preinit, kernel, initBundle, nativeAddon,
+      bunPath: pinnedBun(), preinit, kernel, initBundle, workers, nativeAddon,
       caBundle: "/etc/ssl/certs/ca-certificates.crt", stageDir: join(work, "modules-stage"),
     });
   }

@@ -3,8 +3,10 @@
 //   /init                              preinit.c: mounts /proc, then execs Bun on init.js as PID 1
 //   /usr/bin/bun                       the pinned Bun, plus its libraries at the paths ldd names
 //   /usr/lib/zos/init.js               init/main.ts bundled into one file (bun build --target=bun)
+//   /usr/lib/zos/<worker>.ts           each worker thread entry bundled the same way, where the
+//                                      bundle's `new URL("./<worker>.ts", import.meta.url)` points
 //   /usr/lib/zos/zos_native.node       the Rust addon; preinit sets ZOS_NATIVE_PATH to it
-//   /usr/bin/crun, /usr/sbin/nbd-client, /usr/sbin/mkfs.ext4   tools init runs, with their libraries
+//   /usr/bin/crun, mount, ip, nft, nbd-client, mkfs.ext4, ... tools init runs, with their libraries
 //   /bin/busybox                       only for init's DHCP client (udhcpc, its hook script, `ip`)
 //   /lib/modules/<release>/            modules (plain .ko) and depmod's modules.dep/.alias; init
 //                                      loads every module listed in modules.dep at boot
@@ -28,15 +30,27 @@ export const NODE_MODULES: Record<string, string[]> = {
   // Network cards: virtio and the Intel e1000/e1000e QEMU emulates, and the common server NICs
   // (Intel igb/ixgbe/i40e/ice, Broadcom tg3/bnxt, Realtek, Mellanox ConnectX-4+, VMware).
   nics: ["virtio_net", "e1000", "e1000e", "igb", "ixgbe", "i40e", "ice", "tg3", "bnxt_en", "r8169", "mlx5_core", "vmxnet3"],
-  // Container networking: bridges, veth pairs, tun/tap, nftables with NAT and conntrack.
-  network: ["bridge", "br_netfilter", "veth", "tun", "nf_tables", "nft_chain_nat", "nft_masq", "nft_ct", "nf_nat", "nf_conntrack"],
+  // Container networking: bridges, veth pairs, tun/tap, nftables with NAT (dnat/masquerade),
+  // conntrack, fib lookups (init's port forwards match `fib daddr type local`) and reject.
+  network: ["bridge", "br_netfilter", "veth", "tun", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_redir", "nft_ct", "nf_nat", "nf_conntrack",
+    "nft_fib_inet", "nft_fib_ipv4", "nft_fib_ipv6", "nft_reject_inet"],
 };
 
 /** Host binaries init runs, and where they go. Their libraries follow automatically. */
 export const NODE_BINARIES: { dest: string; host: string }[] = [
+  // containers (init/containers): the OCI runtime, mounts for the overlay root, network
+  // namespaces, the bridge and veth links, nftables NAT and port forwards
   { dest: "/usr/bin/crun", host: "/usr/bin/crun" },
+  { dest: "/usr/bin/mount", host: "/usr/bin/mount" },
+  { dest: "/usr/bin/umount", host: "/usr/bin/umount" },
+  { dest: "/usr/bin/unshare", host: "/usr/bin/unshare" },
+  { dest: "/usr/bin/nsenter", host: "/usr/bin/nsenter" },
+  { dest: "/usr/sbin/ip", host: "/usr/sbin/ip" },
+  { dest: "/usr/sbin/nft", host: "/usr/sbin/nft" },
+  // vdisks: the kernel NBD client's control tool and the filesystem made on a new vdisk
   { dest: "/usr/sbin/nbd-client", host: "/usr/sbin/nbd-client" },
   { dest: "/usr/sbin/mkfs.ext4", host: "/usr/sbin/mkfs.ext4" },
+  // DHCP (init/boot/network.ts): udhcpc and its hook script
   { dest: "/bin/busybox", host: "/usr/bin/busybox" },
 ];
 
@@ -65,6 +79,8 @@ export interface NodeInputs {
   kernel: Kernel;
   /** init/main.ts bundled by `bun build` (see build.ts). */
   initBundle: string;
+  /** Worker thread entries, bundled: file name -> bundled file (see build.ts). */
+  workers: Map<string, string>;
   nativeAddon: string;
   caBundle: string;
   /** Scratch directory for the staged modules. */
@@ -75,6 +91,7 @@ export async function assembleNode(inputs: NodeInputs): Promise<ImageTree> {
   const tree = new ImageTree();
   await addBase(tree, inputs.bunPath, inputs.preinit);
   tree.addHostFile("init", "/usr/lib/zos/init.js", inputs.initBundle, 0o644);
+  for (const [name, file] of inputs.workers) tree.addHostFile("init", `/usr/lib/zos/${name}`, file, 0o644);
   await tree.addBinary("native", "/usr/lib/zos/zos_native.node", inputs.nativeAddon);
 
   const staged = await stageModules(inputs.kernel.modulesDir, inputs.kernel.release, Object.values(NODE_MODULES).flat(), inputs.stageDir);

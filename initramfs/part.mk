@@ -5,11 +5,12 @@
 #   make kernel  optional: a minimal kernel from Debian's linux-source (kernel-config/README.md)
 # The kernel is Debian's prebuilt linux-image-<version>-amd64, fetched with apt-get download.
 APT_PACKAGES += qemu-system-x86 qemu-utils ovmf ipxe-qemu cpio zstd xz-utils kmod busybox \
-  crun nbd-client e2fsprogs dosfstools mtools gdisk fdisk systemd-boot-efi syslinux syslinux-common
+  crun util-linux iproute2 nftables nbd-client e2fsprogs dosfstools mtools gdisk fdisk systemd-boot-efi syslinux syslinux-common
 TEST_PREREQS += image
 BENCH_AREAS += boot
 
-IMAGE_SOURCES := $(wildcard initramfs/*.ts initramfs/*.c) $(shell find init native/index.ts cli -name '*.ts' 2>/dev/null)
+# init's bundle pulls in whatever init imports (fuse-fs, store, vdisk, native/index.ts).
+IMAGE_SOURCES := $(wildcard initramfs/*.ts initramfs/*.c) $(shell find init native/index.ts fuse-fs store vdisk -name '*.ts' 2>/dev/null)
 
 .PHONY: image ipxe kernel test-e2e
 image: out/vmlinuz out/initramfs.cpio.zst out/boot.ipxe out/zos.img

@@ -1,15 +1,17 @@
 // `make run`: boots a Zero-OS node in QEMU with its serial console in this terminal, the RPC port
 // forwarded to 127.0.0.1, and a small virtio state disk (build/run/state.img, so the node keeps its
-// identity between runs). When the node answers, prints its id and the `zos` commands to try.
+// identity between runs), plus a local store (scripts/example-store.ts: zdb with a busybox flist).
+// When the node answers, prints its id and the `zos` commands to try.
 // Ctrl-C asks the node to power off through the RPC (services stopped, disks unmounted); a second
 // Ctrl-C, or no exit within 60 s, ends QEMU.
-//   bun scripts/run.ts [--port N]   (default port 7722 when free)
+//   bun scripts/run.ts [--port N]   (default 7722; a free port when that one is taken or N is 0)
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_TCP_PORT } from "../init/rpc/protocol.ts";
 import { ROOT } from "./boot-config.ts";
 import { DEV_CONFIG_DIR, devAdminKey } from "./dev-key.ts";
+import { startExampleStore, type ExampleStore } from "./example-store.ts";
 import { makeStateDisk, startNode, waitRpcReady, withTimeout } from "./node-vm.ts";
 import { freePort } from "./qemu.ts";
 
@@ -28,11 +30,22 @@ const runDir = join(ROOT, "build", "run");
 mkdirSync(runDir, { recursive: true });
 const stateDisk = join(runDir, "state.img");
 if (!existsSync(stateDisk)) await makeStateDisk(stateDisk);
-const rpcPort = values.port ? Number(values.port) : (await portIsFree(DEFAULT_TCP_PORT)) ? DEFAULT_TCP_PORT : await freePort();
+// --port 0, or no --port with 7722 taken: any free port
+const asked = values.port === undefined ? DEFAULT_TCP_PORT : Number(values.port);
+const rpcPort = asked > 0 && (await portIsFree(asked)) ? asked : await freePort();
+
+let store: ExampleStore | null = null;
+try {
+  store = await startExampleStore(runDir);
+  console.log(`[make run] store: ${store.storeUrl} (zdb), example flist ${store.flistUrl}`);
+} catch (e) {
+  console.error(`[make run] no local store (${(e as Error).message.split("\n")[0]}); booting without one`);
+}
 
 const node = await startNode({
   admin: devAdminKey(), stateDisk, rpcPort, echo: true, ownSession: true,
   consoleLog: join(runDir, "console.log"),
+  bootOptions: store ? { store: [store.storeUrl] } : {},
 });
 
 let stopping = false;
@@ -65,6 +78,8 @@ try {
     "  Try, in another terminal (from the repository root):",
     `    ${zos} node info`,
     `    ${zos} service list`,
+    ...(store ? [`    ${zos} container run --name hello --flist ${store.flistUrl} --store ${store.storeUrl} -- /bin/sh -c 'uname -a; ls /bin | wc -l; sleep 600'`,
+      `    ${zos} container logs hello`] : []),
     `    ${zos} poweroff`,
     "  Ctrl-C here powers the node off.",
     "=".repeat(72),
@@ -74,9 +89,11 @@ try {
   if (!stopping) {
     console.error(`[make run] ${(e as Error).message}`);
     await node.vm.stop();
+    await store?.stop();
     process.exit(1);
   }
 }
 const code = await node.vm.exited;
+await store?.stop();
 console.log(`[make run] QEMU exited ${code}`);
 process.exit(code);

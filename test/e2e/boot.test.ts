@@ -1,9 +1,11 @@
 // The whole OS in QEMU (software emulation), driven only through the signed RPC over a forwarded
 // TCP port, with the admin key given on the kernel command line — as an operator would.
-// Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot),
+// Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot, with
+// a host store serving a busybox flist that a container reads),
 // the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its timeline; a failure carries
 // the console log. Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +15,7 @@ import { decodeResponse, encodeRequest, FrameReader, type ResponseBody } from ".
 import { buildInitramfs } from "../../initramfs/build.ts";
 import { IMAGE, kernelCmdline } from "../../scripts/boot-config.ts";
 import { buildDiskImage } from "../../scripts/disk-image.ts";
+import { startExampleStore, type ExampleStore } from "../../scripts/example-store.ts";
 import { serveDirectory, writeIpxeScript } from "../../scripts/ipxe.ts";
 import { makeStateDisk, startNode, waitRpcReady, withTimeout, type NodeVm } from "../../scripts/node-vm.ts";
 import { QemuVm } from "../../scripts/qemu.ts";
@@ -112,10 +115,17 @@ describe("floor", () => {
 describe("node, direct kernel boot", () => {
   const stateDisk = join(dir, "state.img");
   let firstId = "";
+  let store: ExampleStore;
+  beforeAll(async () => {
+    store = await startExampleStore(join(dir, "store"));
+  }, 120_000);
+  afterAll(async () => {
+    await store?.stop();
+  });
 
   test("boots to RPC ready: node.info has its id, kernel and a DHCP address", async () => {
     await makeStateDisk(stateDisk);
-    const node = track(await startNode({ admin, stateDisk, consoleLog: join(dir, "node-1.log") }));
+    const node = track(await startNode({ admin, stateDisk, consoleLog: join(dir, "node-1.log"), bootOptions: { store: [store.storeUrl] } }));
     try {
       await firstBoot(node);
     } finally {
@@ -156,6 +166,19 @@ describe("node, direct kernel boot", () => {
       return s.state === "running" && s.restarts >= 1 && s.pid !== first.pid ? s : null;
     });
     expect(again.restarts).toBeGreaterThanOrEqual(1);
+
+    // an flist from the host's store: the container's root is the busybox flist, mounted through
+    // FUSE with its blocks fetched from the host's zdb; the file it hashes must match the source
+    await call(node, "container.create", {
+      name: "flist-check", flist: store.flistUrl, stores: [store.storeUrl], restart: "never",
+      args: ["/bin/sha256sum", "/bin/busybox"],
+    });
+    const hashLine = await until("the container's sha256sum output", async () => {
+      const lines = await call<{ line: string }[]>(node, "container.logs", { name: "flist-check" });
+      return lines.map((l) => l.line).find((l) => /^[0-9a-f]{64}\s/.test(l)) ?? null;
+    }, 120_000);
+    expect(hashLine.split(/\s+/)[0]).toBe(createHash("sha256").update(readFileSync("/usr/bin/busybox")).digest("hex"));
+    node.vm.mark("flist read in a container");
 
     // an orphaned grandchild is reparented to PID 1 and reaped
     const reapedBefore = (await call<NodeInfo>(node, "node.info")).orphansReaped;
