@@ -228,7 +228,3 @@ export class Flist {
     this.db.close();
   }
 }
-
-export function fileType(mode: number): number {
-  return mode & S_IFMT;
-}

@@ -35,8 +35,6 @@ function check(call: string, rc: number, detail: string): void {
 }
 
 export const MS_RDONLY = 1;
-export const MS_NOSUID = 2;
-export const MS_NODEV = 4;
 export const MNT_DETACH = 2;
 
 export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {

@@ -3,7 +3,7 @@
 // Handlers may answer asynchronously; many requests are in flight at once and INTERRUPT aborts one.
 import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync } from "node:fs";
 import { FlistError } from "../errors.ts";
-import { LibcError, MNT_DETACH, fuseClone, mount, umount2 } from "../libc.ts";
+import { LibcError, MNT_DETACH, MS_RDONLY, fuseClone, mount, umount2 } from "../libc.ts";
 import { Errno, IN_HEADER, Init, KERNEL_VERSION, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
 
 /**
@@ -42,13 +42,10 @@ export interface SessionOptions {
   /** Reader threads (each on its own cloned fd). */
   readers?: number;
   allowOther?: boolean;
-  /** Extra mount(2) flags (MS_RDONLY is always set). */
-  mountFlags?: number;
   /** Bytes the kernel may read ahead per file; written to the mount's bdi. */
   readAheadKb?: number;
 }
 
-const MS_RDONLY = 1;
 const MAX_PAGES = 256; // 1 MiB requests
 
 /** Kernel-side constants of an init reply. */
@@ -118,7 +115,7 @@ export class FuseSession {
     const data = [`fd=${fd}`, `rootmode=${opts.rootMode.toString(8)}`, "user_id=0", "group_id=0", "default_permissions"];
     if (opts.allowOther ?? true) data.push("allow_other");
     try {
-      mount(opts.fsname ?? "zflist", opts.mountpoint, "fuse.zflist", MS_RDONLY | (opts.mountFlags ?? 0), data.join(","));
+      mount(opts.fsname ?? "zflist", opts.mountpoint, "fuse.zflist", MS_RDONLY, data.join(","));
     } catch (err) {
       closeSync(fd);
       throw new FlistError("mount", `cannot mount ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
