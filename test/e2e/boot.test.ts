@@ -3,8 +3,9 @@
 // Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot, with
 // a host store serving a busybox flist that a container reads, and a vdisk on the host's NBD server
 // attached with the kernel NBD client, formatted, written, and read back after the reboot),
-// the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its timeline; a failure carries
-// the console log. Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
+// the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its
+// timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
+// Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -183,7 +184,7 @@ describe("node, direct kernel boot", () => {
     await vdisk?.stop();
   });
 
-  test("boots to RPC ready: node.info has its id, kernel and a DHCP address", async () => {
+  test("boots to RPC ready (id, kernel, DHCP address); refuses bad calls; runs services, an flist container and a vdisk; reaps orphans; reboots", async () => {
     await makeStateDisk(stateDisk);
     const node = track(await startNode({ admin, stateDisk, consoleLog: join(logs, "node-1.log"), bootOptions: { store: [store.storeUrl] } }));
     try {
