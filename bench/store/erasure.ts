@@ -70,7 +70,3 @@ export async function benchErasure(): Promise<BenchResult[]> {
     await Promise.all(servers.map((z) => z.destroy()));
   }
 }
-
-if (import.meta.main) {
-  for (const r of await benchErasure()) console.log(`${r.name}: ${r.value.toFixed(3)} ${r.unit} (goal ${r.goal})`);
-}

@@ -102,7 +102,3 @@ export async function benchZdb(): Promise<BenchResult[]> {
   }
   return results;
 }
-
-if (import.meta.main) {
-  for (const r of await benchZdb()) console.log(`${r.name}: ${r.value.toFixed(0)} ${r.unit} vs ${r.peer_value?.toFixed(0)} (${(r.value / r.peer_value!).toFixed(2)}x, goal ${r.goal})`);
-}

@@ -122,7 +122,7 @@ describe("qemu-img and nbdcopy", () => {
 test("fio random writes with crc32c verify, queue depth 32, four connections", async () => {
   const out = await mustRun([
     "fio", "--name=verify", "--ioengine=nbd", `--uri=${uri("small")}`, "--rw=randwrite", "--bs=4k", "--iodepth=32",
-    "--numjobs=4", "--size=16M", "--offset_increment=16M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
+    "--numjobs=4", "--size=16M", "--offset_increment=16M", "--verify=crc32c", "--verify_state_save=0", "--do_verify=1", "--verify_fatal=1",
     "--output-format=json",
   ], { timeoutMs: 300_000 });
   const jobs = JSON.parse(out.slice(out.indexOf("{"))).jobs as { error: number; write: { total_ios: number }; read: { total_ios: number } }[];

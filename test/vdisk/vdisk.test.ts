@@ -137,7 +137,7 @@ describe("real clients against a vdisk", () => {
       await serve(t, "f");
       const out = await mustRun([
         "fio", "--name=verify", "--ioengine=nbd", `--uri=${t.uri("f")}`, "--rw=randwrite", "--bs=4k", "--iodepth=32",
-        "--numjobs=4", "--size=8M", "--offset_increment=16M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--output-format=json",
+        "--numjobs=4", "--size=8M", "--offset_increment=16M", "--verify=crc32c", "--verify_state_save=0", "--do_verify=1", "--verify_fatal=1", "--output-format=json",
       ], { timeoutMs: 300_000 });
       const jobs = JSON.parse(out.slice(out.indexOf("{"))).jobs as { error: number; read: { total_ios: number } }[];
       expect(jobs).toHaveLength(4);
