@@ -2,7 +2,7 @@
 import { RpcError } from "../rpc/errors.ts";
 import { method, type MethodContext, type MethodDef } from "../rpc/registry.ts";
 import { s } from "../rpc/schema.ts";
-import type { LogLine } from "../supervisor/log-ring.ts";
+import { streamLogs } from "../methods/log-stream.ts";
 import { ContainerError } from "./errors.ts";
 import type { ContainerManager } from "./manager.ts";
 import { containerNamePattern, withDefaults, type ExtraMount } from "./spec.ts";
@@ -90,22 +90,7 @@ export function containerMethods(mgr: ContainerManager): Record<string, MethodDe
       params: s.object({ name, lines: s.optional(s.int({ min: 0, max: 100_000 })), follow: s.optional(s.boolean()) }),
       handler: async (p, ctx) => {
         const ring = await rpc(() => mgr.logs(p.name));
-        const tail = ring.tail(p.lines);
-        if (!p.follow) return tail;
-        for (const l of tail) ctx.emit(l);
-        await new Promise<void>((resolve) => {
-          const unsubscribe = ring.subscribe((l: LogLine) => ctx.emit(l));
-          const finish = () => {
-            unsubscribe();
-            clearInterval(gone);
-            resolve();
-          };
-          ctx.signal.addEventListener("abort", finish, { once: true });
-          const gone = setInterval(() => {
-            if (!mgr.has(p.name) || mgr.logs(p.name) !== ring) finish();
-          }, 500);
-        });
-        return [];
+        return streamLogs(ring, p, ctx, () => mgr.has(p.name) && mgr.logs(p.name) === ring);
       },
     }),
     "container.exec": method({

@@ -5,7 +5,7 @@ import { method, type MethodDef } from "../rpc/registry.ts";
 import { s } from "../rpc/schema.ts";
 import { ServiceConfigError, serviceNamePattern, serviceSpecFrom } from "../supervisor/service-config.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
-import type { LogLine } from "../supervisor/log-ring.ts";
+import { streamLogs } from "./log-stream.ts";
 
 const name = s.string({ min: 1, max: 128, pattern: serviceNamePattern });
 const byName = s.object({ name });
@@ -70,23 +70,7 @@ export function serviceMethods(sup: Supervisor): Record<string, MethodDef<any>> 
       params: s.object({ name, lines: s.optional(s.int({ min: 0, max: 100_000 })), follow: s.optional(s.boolean()) }),
       handler: async (p, ctx) => {
         const ring = sup.logs(p.name);
-        const tail = ring.tail(p.lines);
-        if (!p.follow) return tail;
-        for (const l of tail) ctx.emit(l);
-        await new Promise<void>((resolve) => {
-          const unsubscribe = ring.subscribe((l: LogLine) => ctx.emit(l));
-          const finish = () => {
-            unsubscribe();
-            clearInterval(gone);
-            resolve();
-          };
-          ctx.signal.addEventListener("abort", finish, { once: true });
-          // a forgotten service ends the stream
-          const gone = setInterval(() => {
-            if (!sup.has(p.name) || sup.logs(p.name) !== ring) finish();
-          }, 1000);
-        });
-        return [];
+        return streamLogs(ring, p, ctx, () => sup.has(p.name) && sup.logs(p.name) === ring);
       },
     }),
   };

@@ -7,6 +7,10 @@ import { dirname, join } from "node:path";
 import { pack } from "../../fuse-fs/index.ts";
 import { generateKeyPair, keyId, type KeyPair } from "../../init/identity/ed25519.ts";
 import { RpcClient } from "../../init/rpc/client.ts";
+import { alive } from "../init/helpers.ts";
+import { readyLine } from "../init/host-node.ts";
+
+export { alive };
 
 export const repoRoot = join(import.meta.dir, "..", "..");
 export const bun = join(repoRoot, "node_modules", ".bin", "bun");
@@ -70,16 +74,6 @@ export interface NsNode {
   kill(): Promise<void>;
 }
 
-/** A pid is alive when /proc has it and it is not a zombie. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /** Starts host-mode init in fresh mount and network namespaces. */
 export async function startNsNode(dir: string, opts: { trustedFlistKey?: string } = {}): Promise<NsNode> {
   const stateDir = join(dir, "state"), configDir = join(dir, "services");
@@ -92,25 +86,13 @@ export async function startNsNode(dir: string, opts: { trustedFlistKey?: string 
     "--admin-key", keyId(admin.publicKey), "--operator-key", keyId(operator.publicKey)];
   const script = `mount -t cgroup2 none /sys/fs/cgroup && ip link set lo up && exec "$@"`;
   const proc = Bun.spawn(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh", ...init], { stdout: "pipe", stderr: "pipe" });
-  let err = "";
-  (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) err += new TextDecoder().decode(chunk);
-  })();
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let out = "";
-  while (!out.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`init exited before it was ready:\n${err}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const ready = JSON.parse(out.split("\n")[0]) as { pid: number };
+  const { ready, output } = await readyLine<{ pid: number }>(proc);
   const pid = ready.pid;
   return {
     pid, stateDir, socket, admin, operator,
     client: (key = admin) => RpcClient.connect({ kind: "unix", path: socket }, key),
     inNode: (cmd, stdin) => run(["nsenter", "-t", String(pid), "-m", "-n", ...cmd], stdin),
-    output: () => err,
+    output,
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;

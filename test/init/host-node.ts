@@ -29,6 +29,23 @@ export async function startHostNode(services: Record<string, string> = {}, opts:
       "--admin-key", keyId(keys.admin.publicKey), "--operator-key", keyId(keys.operator.publicKey), "--reader-key", keyId(keys.reader.publicKey)],
     { stdout: "pipe", stderr: "pipe" },
   );
+  const { ready, output } = await readyLine<{ tcp: number[]; nodeId: string }>(proc);
+  return {
+    dir: t.path, configDir, socket, port: ready.tcp[0], nodeId: ready.nodeId, proc, keys,
+    output,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+      t.cleanup();
+    },
+  };
+}
+
+/**
+ * Waits for the JSON `ready` line host-mode init prints on stdout, collecting stderr meanwhile so a
+ * failed start reports why.
+ */
+export async function readyLine<T>(proc: Bun.Subprocess<"ignore" | "inherit" | "pipe", "pipe", "pipe">): Promise<{ ready: T; output: () => string }> {
   let err = "";
   (async () => {
     for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) err += new TextDecoder().decode(chunk);
@@ -41,14 +58,5 @@ export async function startHostNode(services: Record<string, string> = {}, opts:
     out += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  const ready = JSON.parse(out.split("\n")[0]);
-  return {
-    dir: t.path, configDir, socket, port: ready.tcp[0], nodeId: ready.nodeId, proc, keys,
-    output: () => err,
-    stop: async () => {
-      proc.kill("SIGTERM");
-      await proc.exited;
-      t.cleanup();
-    },
-  };
+  return { ready: JSON.parse(out.split("\n")[0]) as T, output: () => err };
 }
