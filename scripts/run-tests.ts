@@ -8,7 +8,8 @@ if (existsSync(reportPath)) rmSync(reportPath);
 
 const args = process.argv.slice(2);
 const proc = Bun.spawn(
-  [process.execPath, "test", "--reporter=junit", `--reporter-outfile=${reportPath}`, ...args],
+  // Integration tests start real processes; 60 s per test unless a test sets its own bound.
+  [process.execPath, "test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${reportPath}`, ...args],
   { stdio: ["inherit", "inherit", "inherit"] },
 );
 const exitCode = await proc.exited;
