@@ -1,5 +1,6 @@
 // The pseudo filesystems a Linux userland expects, mounted by PID 1 before anything else.
 import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { sep } from "node:path";
 import { mount, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RELATIME } from "../libc.ts";
 import { logger } from "../log.ts";
 import type { Health } from "../health.ts";
@@ -43,9 +44,21 @@ export function mountPoints(): string[] {
   return mountTable().map((m) => m.target);
 }
 
+/** Where init's own code lives: a mount over it would hide the modules init still loads lazily.
+ * In an image that is /usr/lib/zos; in a PID-namespace test it is wherever the checkout is, /tmp included. */
+const ownCode = import.meta.dir;
+
+function hidesOwnCode(target: string): boolean {
+  return ownCode === target || ownCode.startsWith(target + sep);
+}
+
 export function mountEarly(health: Health): void {
   for (const [source, target, fstype, flags, data] of early) {
     try {
+      if (hidesOwnCode(target)) {
+        log.warn(`not mounting ${fstype} on ${target}: init's own code is in ${ownCode}`);
+        continue;
+      }
       // proc may not be mounted yet: then nothing is, and /proc/self does not exist
       if (existsSync("/proc/self") && mountPoints().includes(target)) {
         log.debug(`${target} already mounted`);
