@@ -6,7 +6,7 @@ import { RpcClient } from "../init/rpc/client.ts";
 import { DEFAULT_TCP_PORT } from "../init/rpc/protocol.ts";
 import { IMAGE, kernelCmdline, requireImage, type BootOptions } from "./boot-config.ts";
 import { run } from "../initramfs/exec.ts";
-import { freePort, QemuVm, type QemuOptions } from "./qemu.ts";
+import { freePort, QemuVm, type PortForward, type QemuOptions } from "./qemu.ts";
 
 /** How the firmware gets to the kernel. */
 export type BootPath =
@@ -27,6 +27,8 @@ export interface NodeVmOptions {
   nic?: QemuOptions["nic"];
   /** Host port for the node's RPC; default: a free one. */
   rpcPort?: number;
+  /** More host -> node TCP forwards besides the RPC's (e.g. a container's forwarded port). */
+  forwards?: PortForward[];
   ownSession?: boolean;
 }
 
@@ -50,7 +52,7 @@ export async function startNode(o: NodeVmOptions): Promise<NodeVm> {
   const rpcPort = o.rpcPort ?? await freePort();
   const common: QemuOptions = {
     consoleLog: o.consoleLog, echo: o.echo, stateDisk: o.stateDisk, memoryMiB: o.memoryMiB, nic: o.nic, ownSession: o.ownSession,
-    forwards: [{ hostPort: rpcPort, guestPort: DEFAULT_TCP_PORT }],
+    forwards: [{ hostPort: rpcPort, guestPort: DEFAULT_TCP_PORT }, ...(o.forwards ?? [])],
   };
   let qemu: QemuOptions;
   if (boot.kind === "direct") {
