@@ -12,6 +12,7 @@ import type { ServiceStatus } from "../init/supervisor/supervisor.ts";
 import type { LogLine } from "../init/supervisor/log-ring.ts";
 import { bashCompletion } from "./completion.ts";
 import { container, containerHelp } from "./commands/container.ts";
+import { vdisk, vdiskHelp } from "./commands/vdisk.ts";
 import { configPath, configuredNode, keyPath, knownNodeId, knownNodesPath, rememberNode } from "./config.ts";
 import { bytes, duration, table } from "./format.ts";
 
@@ -32,6 +33,7 @@ commands:
   service monitor NAME FILE   add a service from a zinit YAML file
   service forget NAME         remove a stopped service
 ${containerHelp}
+${vdiskHelp}
   reboot | poweroff
   completion bash             bash completion script
 
@@ -281,7 +283,8 @@ async function run(argv: string[]): Promise<void> {
     case "service":
       return service(o, rest);
     case "container":
-      process.exitCode = await container(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
+    case "vdisk":
+      process.exitCode = await (cmd === "container" ? container : vdisk)(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
       return;
     case "reboot":
     case "poweroff": {

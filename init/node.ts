@@ -9,6 +9,7 @@ import { Health } from "./health.ts";
 import { logger } from "./log.ts";
 import { nodeMethods } from "./methods/node.ts";
 import { serviceMethods } from "./methods/service.ts";
+import { vdiskMethods } from "./methods/vdisk.ts";
 import type { ContainerManager } from "./containers/index.ts";
 import { Reaper } from "./reaper.ts";
 import { MethodRegistry } from "./rpc/registry.ts";
@@ -16,6 +17,7 @@ import { RpcServer } from "./rpc/server.ts";
 import type { TrustStore } from "./rpc/trust.ts";
 import { loadServiceDir } from "./supervisor/service-config.ts";
 import { Supervisor } from "./supervisor/supervisor.ts";
+import { VdiskManager } from "./vdisks/manager.ts";
 
 const log = logger("node");
 
@@ -45,6 +47,7 @@ export class NodeRuntime {
   nodeId = "";
   rpc: RpcServer | null = null;
   containers: ContainerManager | null = null;
+  readonly vdisks: VdiskManager;
   /** Settles once container support is loaded (or failed to load); see startRpc. */
   containersLoaded: Promise<void> = Promise.resolve();
   tcpPorts: number[] = [];
@@ -52,6 +55,7 @@ export class NodeRuntime {
 
   constructor(readonly config: NodeConfig) {
     this.health = config.health ?? new Health();
+    this.vdisks = new VdiskManager({ mountRoot: join(config.stateDir, "vdisks") });
   }
 
   get mode(): "pid1" | "host" {
@@ -83,11 +87,12 @@ export class NodeRuntime {
   startRpc(): void {
     this.registry.registerMethods(nodeMethods(this, this.registry));
     this.registry.registerMethods(serviceMethods(this.supervisor));
+    this.registry.registerMethods(vdiskMethods(this.vdisks));
     // loaded on its own: the container stack pulls in the store and the native addon, and a failure
     // there (say, an addon missing from the image) must cost the node its containers, not PID 1
     this.containersLoaded = import("./containers/index.ts")
       .then((m) => {
-        this.containers = m.startContainers(this.registry, this.config.stateDir);
+        this.containers = m.startContainers(this.registry, this.config.stateDir, this.vdisks);
         this.health.ok("containers");
       })
       .catch((e) => {
@@ -128,6 +133,9 @@ export class NodeRuntime {
       } catch (e) {
         log.error("stopping services", e);
       }
+      // after the containers and services that may write to them, before the final step ends every
+      // process and unmounts: their NBD connections must still be up to flush
+      await this.vdisks.shutdown();
       this.rpc?.stop();
       this.reaper.stop();
       await this.config.finishShutdown(kind);

@@ -17,7 +17,7 @@ import { Network, probePort } from "./network.ts";
 import { ociConfig } from "./oci.ts";
 import { FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
-import { Rootfs } from "./rootfs.ts";
+import { Rootfs, type VdiskProvider } from "./rootfs.ts";
 import { validateSpec, type ContainerSpec, type PortForward } from "./spec.ts";
 
 const log = logger("containers");
@@ -86,6 +86,8 @@ export interface ManagerOptions {
   /** Hex ed25519 key every flist must be signed by; null accepts unsigned flists. */
   trustedFlistKey?: string | null;
   cgroups?: Cgroups;
+  /** The node's vdisks, for vdisk mounts; without them such mounts are "unsupported". */
+  vdisks?: VdiskProvider | null;
 }
 
 export type Progress = (step: string, detail?: string) => void;
@@ -170,7 +172,7 @@ export class ContainerManager {
     const netnsPath = spec.network === "private" ? join(c.bundle, "netns") : null;
     const rootfs = (async () => {
       progress("rootfs", spec.flist);
-      await c.rootfs.mount(spec, this.flists);
+      await c.rootfs.mount(spec, this.flists, this.opts.vdisks ?? null);
     })();
     const network = (async () => {
       if (!netnsPath) return;

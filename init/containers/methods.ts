@@ -18,7 +18,7 @@ const mountSchema = {
     const type = (v as { type?: unknown } | null)?.type;
     if (type === "flist") return s.object({ type: s.oneOf(["flist"]), flist: s.string({ min: 1 }), target: path }).parse(v, at);
     if (type === "tmpfs") return s.object({ type: s.oneOf(["tmpfs"]), target: path, sizeBytes: s.optional(s.int({ min: 4096 })) }).parse(v, at);
-    if (type === "vdisk") return s.object({ type: s.oneOf(["vdisk"]), vdisk: s.string({ min: 1, max: 128 }), target: path }).parse(v, at);
+    if (type === "vdisk") return s.object({ type: s.oneOf(["vdisk"]), vdisk: s.string({ min: 1, max: 128 }), url: s.optional(s.string({ min: 1, max: 2048 })), target: path }).parse(v, at);
     return s.oneOf(["flist", "tmpfs", "vdisk"]).parse(type, `${at}.type`) as never;
   },
 };

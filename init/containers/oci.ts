@@ -33,7 +33,7 @@ export interface OciContext {
   etcFiles: { hostname: string; hosts: string; resolv: string };
   /** Persistent network namespace file for a private network; null for host networking. */
   netnsPath: string | null;
-  /** Read-only bind mounts of extra flists: host path of each, in spec.mounts order (undefined for others). */
+  /** Host paths bound for extra flist (read-only) and vdisk (read-write) mounts, in spec.mounts order (undefined for others). */
   flistMountSources: (string | undefined)[];
   /** cgroup path relative to the cgroup2 root, or null when cgroups are not managed. */
   cgroupsPath: string | null;
@@ -77,6 +77,7 @@ export function ociConfig(spec: ContainerSpec, ctx: OciContext): Record<string, 
   spec.mounts.forEach((m, i) => {
     if (m.type === "tmpfs") mounts.push({ destination: m.target, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777", ...(m.sizeBytes ? [`size=${m.sizeBytes}`] : [])] });
     else if (m.type === "flist") mounts.push(bind(ctx.flistMountSources[i]!, m.target, true));
+    else mounts.push(bind(ctx.flistMountSources[i]!, m.target, false));
   });
   const linux: Record<string, unknown> = {
     namespaces,

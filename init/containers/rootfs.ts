@@ -10,11 +10,20 @@ import { ContainerError } from "./errors.ts";
 import type { FlistLease, FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
 import type { ContainerSpec } from "./spec.ts";
+import { VdiskError } from "../vdisks/errors.ts";
+
+/** What a container's vdisk mounts need from the node's vdisks (init/vdisks/manager.ts). */
+export interface VdiskProvider {
+  /** Attaches it if need be; resolves with the host path to bind into the container. */
+  acquire(vdisk: string, url: string | undefined, container: string): Promise<string>;
+  release(vdisk: string, container: string): Promise<void>;
+}
 
 /** The mounted filesystems of one container; `unmount` undoes whatever part was mounted. */
 export class Rootfs {
   private leases: FlistLease[] = [];
-  /** Host paths of extra flist mounts, indexed like spec.mounts. */
+  private vdiskReleases: (() => Promise<void>)[] = [];
+  /** Host paths of extra flist and vdisk mounts, indexed like spec.mounts. */
   readonly extraSources: (string | undefined)[] = [];
 
   constructor(readonly bundle: string) {}
@@ -23,9 +32,9 @@ export class Rootfs {
     return join(this.bundle, "rootfs");
   }
 
-  async mount(spec: ContainerSpec, flists: FlistMounts): Promise<void> {
+  async mount(spec: ContainerSpec, flists: FlistMounts, vdisks: VdiskProvider | null = null): Promise<void> {
     for (const m of spec.mounts) {
-      if (m.type === "vdisk") throw new ContainerError("unsupported", `mounts: vdisk ${m.vdisk} needs an NBD-attached block device, which only a node has`, { container: spec.name, step: "mounts" });
+      if (m.type === "vdisk" && !vdisks) throw new ContainerError("unsupported", `mounts: vdisk ${m.vdisk} needs an NBD-attached block device, which only a node has`, { container: spec.name, step: "mounts" });
     }
     const lower = await flists.acquire(spec.flist, spec.stores, spec.name);
     this.leases.push(lower);
@@ -34,6 +43,16 @@ export class Rootfs {
       const lease = await flists.acquire(m.flist, spec.stores, spec.name);
       this.leases.push(lease);
       this.extraSources[i] = lease.mountpoint;
+    }
+    for (const [i, m] of spec.mounts.entries()) {
+      if (m.type !== "vdisk") continue;
+      try {
+        this.extraSources[i] = await vdisks!.acquire(m.vdisk, m.url, spec.name);
+      } catch (e) {
+        if (e instanceof VdiskError) throw new ContainerError(e.code, `mounts: ${e.message}`, { container: spec.name, step: "mounts" }, { cause: e });
+        throw e;
+      }
+      this.vdiskReleases.push(() => vdisks!.release(m.vdisk, spec.name));
     }
     const rw = join(this.bundle, "rw");
     mkdirSync(rw, { recursive: true });
@@ -60,7 +79,12 @@ export class Rootfs {
     const leases = this.leases;
     this.leases = [];
     await Promise.all(leases.map((l) => l.release()));
+    // after the overlay: a vdisk this container attached is detached with its last user
+    const releases = this.vdiskReleases;
+    this.vdiskReleases = [];
+    const failed = (await Promise.allSettled(releases.map((r) => r()))).find((r) => r.status === "rejected");
     const left = mountsUnder(this.bundle);
     if (left.length) throw new ContainerError("system", `still mounted after teardown: ${left.join(", ")}`, { step: "unmount" });
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }

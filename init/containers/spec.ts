@@ -16,8 +16,12 @@ export interface PortForward {
 export type ExtraMount =
   | { type: "flist"; flist: string; target: string }
   | { type: "tmpfs"; target: string; sizeBytes?: number }
-  /** A vdisk attached through NBD and formatted on first use: only on a node (the host has no nbd module). */
-  | { type: "vdisk"; vdisk: string; target: string };
+  /**
+   * A vdisk (init/vdisks): one attached with vdisk.attach and a mountpoint, or, given `url`
+   * (nbd://host:port/export), attached for the container, made ext4 on first use, and detached
+   * with its last container. Only on a node: the dev host has no kernel NBD client.
+   */
+  | { type: "vdisk"; vdisk: string; url?: string; target: string };
 
 export interface Limits {
   /** Hard memory limit (memory.max); swap is disabled for the container. */
