@@ -16,7 +16,8 @@ export interface CliContext {
 
 export const containerHelp = `  container run --flist URL|FILE [--name NAME] [--env K=V]... [--port HOST:CTR[/udp]]...
                 [--memory 256M] [--cpus 0.5] [--cpu-weight N] [--pids N] [--restart never|on-failure|always]
-                [--mount type=tmpfs,target=/x[,size=64M] | type=flist,flist=F,target=/x]... [--cwd DIR]
+                [--mount type=tmpfs,target=/x[,size=64M] | type=flist,flist=F,target=/x | type=vdisk,vdisk=NAME[,url=nbd://H:P/E],target=/x]...
+                [--rw-vdisk NAME[=nbd://H:P/E]] (root's writes kept on a vdisk) [--cwd DIR]
                 [--user UID[:GID]] [--hostname H] [--network host] [--store URL]... [--privileged] -- CMD...
   container ls | info NAME | logs NAME [-n LINES] [-f]
   container start NAME | stop NAME [-t SECONDS] | restart NAME | rm NAME [-t SECONDS]
@@ -60,6 +61,11 @@ export function parseRunArgs(argv: string[], usage: (m: string) => Error): RunPa
       case "--hostname": p.hostname = value(); break;
       case "--store": p.stores.push(value()); break;
       case "--privileged": p.privileged = true; break;
+      case "--rw-vdisk": {
+        const v = value(), eq = v.indexOf("=");
+        p.rwVdisk = eq < 0 ? { vdisk: v } : { vdisk: v.slice(0, eq), url: v.slice(eq + 1) };
+        break;
+      }
       case "--restart": p.restart = value(); break;
       case "--network": p.network = value() === "host" ? "host" : "private"; break;
       case "--env": case "-e": {

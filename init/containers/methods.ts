@@ -43,6 +43,7 @@ const createParams = s.object({
   })),
   restart: s.optional(s.oneOf(["never", "on-failure", "always"])),
   rwSizeBytes: s.optional(s.int({ min: 0 })),
+  rwVdisk: s.optional(s.object({ vdisk: s.string({ min: 1, max: 128 }), url: s.optional(s.string({ min: 1, max: 2048 })) })),
   privileged: s.optional(s.boolean()),
 });
 

@@ -1,8 +1,10 @@
 // A container's root filesystem: its flist's shared read-only FUSE mount as the lower layer, a tmpfs
-// for the overlay's upper and work dirs (rw/), and overlayfs joining them (rootfs/). The overlay is
+// for the overlay's upper and work dirs (rw/) or, for a persistent container, a directory on a vdisk
+// (<vdisk>/overlay/<name>/), and overlayfs joining them (rootfs/). The overlay is
 // mounted and unmounted through mount(8) in a child: the FUSE mount below it is served by this
 // process's event loop, so this process must not block inside mount(2) while the kernel looks it up.
 import { mkdirSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mount, umount, MNT_DETACH } from "../libc.ts";
 import { mustRun, runCommand } from "./command.ts";
@@ -33,8 +35,8 @@ export class Rootfs {
   }
 
   async mount(spec: ContainerSpec, flists: FlistMounts, vdisks: VdiskProvider | null = null): Promise<void> {
-    for (const m of spec.mounts) {
-      if (m.type === "vdisk" && !vdisks) throw new ContainerError("unsupported", `mounts: vdisk ${m.vdisk} needs an NBD-attached block device, which only a node has`, { container: spec.name, step: "mounts" });
+    for (const v of [...spec.mounts.filter((m) => m.type === "vdisk"), ...(spec.rwVdisk ? [spec.rwVdisk] : [])]) {
+      if (!vdisks) throw new ContainerError("unsupported", `mounts: vdisk ${v.vdisk} needs an NBD-attached block device, which only a node has`, { container: spec.name, step: "mounts" });
     }
     const lower = await flists.acquire(spec.flist, spec.stores, spec.name);
     this.leases.push(lower);
@@ -45,26 +47,39 @@ export class Rootfs {
       this.extraSources[i] = lease.mountpoint;
     }
     for (const [i, m] of spec.mounts.entries()) {
-      if (m.type !== "vdisk") continue;
+      if (m.type === "vdisk") this.extraSources[i] = await this.useVdisk(vdisks!, m.vdisk, m.url, spec.name, "mounts");
+    }
+    let rw = join(this.bundle, "rw");
+    if (spec.rwVdisk) {
+      // async: the vdisk's NBD server may be slow, and init's event loop serves the flist mounts
+      rw = join(await this.useVdisk(vdisks!, spec.rwVdisk.vdisk, spec.rwVdisk.url, spec.name, "overlay"), "overlay", spec.name);
+      await mkdir(join(rw, "upper"), { recursive: true });
+      await mkdir(join(rw, "work"), { recursive: true });
+    } else {
+      mkdirSync(rw, { recursive: true });
       try {
-        this.extraSources[i] = await vdisks!.acquire(m.vdisk, m.url, spec.name);
+        mount("zos-rw", rw, "tmpfs", 0, `size=${spec.rwSizeBytes},mode=0755`);
       } catch (e) {
-        if (e instanceof VdiskError) throw new ContainerError(e.code, `mounts: ${e.message}`, { container: spec.name, step: "mounts" }, { cause: e });
-        throw e;
+        throw new ContainerError("system", `overlay: tmpfs on ${rw}: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
       }
-      this.vdiskReleases.push(() => vdisks!.release(m.vdisk, spec.name));
+      mkdirSync(join(rw, "upper"));
+      mkdirSync(join(rw, "work"));
     }
-    const rw = join(this.bundle, "rw");
-    mkdirSync(rw, { recursive: true });
-    try {
-      mount("zos-rw", rw, "tmpfs", 0, `size=${spec.rwSizeBytes},mode=0755`);
-    } catch (e) {
-      throw new ContainerError("system", `overlay: tmpfs on ${rw}: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
-    }
-    mkdirSync(join(rw, "upper"));
-    mkdirSync(join(rw, "work"));
     mkdirSync(this.rootfs, { recursive: true });
     await mustRun(["mount", "-t", "overlay", "-o", `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`, "zos-overlay", this.rootfs], "overlay", { container: spec.name });
+  }
+
+  /** The host path of a vdisk the container uses (attached now if need be), released in unmount. */
+  private async useVdisk(vdisks: VdiskProvider, vdisk: string, url: string | undefined, container: string, step: string): Promise<string> {
+    let path: string;
+    try {
+      path = await vdisks.acquire(vdisk, url, container);
+    } catch (e) {
+      if (e instanceof VdiskError) throw new ContainerError(e.code, `${step}: ${e.message}`, { container, step }, { cause: e });
+      throw e;
+    }
+    this.vdiskReleases.push(() => vdisks.release(vdisk, container));
+    return path;
   }
 
   /** Unmounts everything under the bundle (detaching what is busy) and releases the flist mounts. */

@@ -53,6 +53,12 @@ export interface ContainerSpec {
   restart: RestartPolicy;
   /** Size of the tmpfs holding the overlay's upper and work dirs. */
   rwSizeBytes: number;
+  /**
+   * A persistent container: the overlay's upper and work dirs on this vdisk (in overlay/<name>/)
+   * instead of a tmpfs, so what it writes to its root survives delete + recreate. Attached like a
+   * vdisk mount (by url if not attached yet).
+   */
+  rwVdisk?: { vdisk: string; url?: string };
   /** All capabilities, no seccomp filter; admin only. */
   privileged: boolean;
 }

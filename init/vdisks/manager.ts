@@ -154,17 +154,17 @@ export class VdiskManager {
     const { name } = req;
     if (!vdiskNamePattern.test(name)) throw new VdiskError("bad-params", `name '${name}' is invalid: 1-63 of a-z 0-9 _ -, starting with a letter or digit`, { vdisk: name });
     const target = parseNbdUrl(req.url, name);
-    if (req.mountpoint !== undefined) checkMountpoint(req.mountpoint, name);
     if (this.vdisks.has(name)) throw new VdiskError("conflict", `a vdisk named '${name}' is already attached`, { vdisk: name });
-    const taken = [...this.vdisks.values()].find((v) => v.mountpoint === req.mountpoint && req.mountpoint);
+    const taken = req.mountpoint && [...this.vdisks.values()].find((v) => v.mountpoint === req.mountpoint);
     if (taken) throw new VdiskError("conflict", `${req.mountpoint} is where vdisk '${taken.name}' is mounted`, { vdisk: name });
+    if (req.mountpoint !== undefined) checkMountpoint(req.mountpoint, name);
     this.requireNbd(name);
     const index = pickFreeDevice(this.sys, this.claimed);
     if (index === null) throw new VdiskError("conflict", "every /dev/nbd* device is in use", { vdisk: name, step: "device" });
     const device = `/dev/nbd${index}`;
     const ctx = { vdisk: name, device };
     this.claimed.add(index);
-    let connected = false, mounted = false;
+    let connected = false;
     try {
       await mustRun(["nbd-client", ...nbdClientTarget(target), device, ...(req.readOnly ? ["-readonly"] : [])], { ...ctx, step: "connect" }, CONNECT_TIMEOUT_MS);
       connected = true;
@@ -182,7 +182,6 @@ export class VdiskManager {
         mkdirSync(req.mountpoint, { recursive: true });
         const options = req.readOnly ? ["-o", "ro"] : [];
         await mustRun(["mount", ...(req.format ? ["-t", req.format] : []), ...options, device, req.mountpoint], { ...ctx, step: "mount" });
-        mounted = true;
       }
       const v: Vdisk = {
         name, url: req.url, device, index, mountpoint: req.mountpoint ?? null, readOnly: req.readOnly ?? false, formatted,
@@ -192,7 +191,6 @@ export class VdiskManager {
       log.info(`vdisk ${name}: ${req.url} on ${device}${formatted ? `, made ${req.format}` : ""}${v.mountpoint ? `, mounted on ${v.mountpoint}` : ""}`);
       return v;
     } catch (e) {
-      if (mounted) await runCommand(["umount", req.mountpoint!]).catch(() => {});
       if (connected) await runCommand(["nbd-client", "-d", device]).catch(() => {});
       this.claimed.delete(index);
       throw e;

@@ -8,6 +8,7 @@
 //    on-failure policy restarts it;
 //  - a container mounts a vdisk by URL (attached, made ext4 on first use), writes a file, is deleted
 //    (the vdisk is detached with it) and recreated: the file is still there and no mkfs ran again;
+//  - a persistent container (overlay upper dir on a vdisk) keeps what it wrote to its root;
 //  - vdisk.attach/list/detach over RPC (bad calls refused), a container using a vdisk attached that
 //    way, and poweroff detaching the still-attached vdisk before the node powers off.
 // Prints a timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
@@ -142,6 +143,19 @@ describe("containers on a node in QEMU", () => {
       expect((await call<VdiskInfo[]>("vdisk.list"))[0]).toMatchObject({ name: "data", formatted: false });
       await call("container.delete", { name: "writer" });
       vm.mark("vdisk data read back by the recreated container");
+
+      // a persistent container: its root's overlay upper dir on a vdisk survives delete + recreate
+      const rwVdisk = { vdisk: "data", url: ctrUrl };
+      const kept = crypto.randomUUID();
+      await create({ name: "keeper", rwVdisk, args: ["/bin/sh", "-c", `echo ${kept} > /etc/kept && sync`] });
+      expect(await exited("keeper")).toMatchObject({ code: 0 });
+      await call("container.delete", { name: "keeper" });
+      expect(await call<VdiskInfo[]>("vdisk.list")).toEqual([]);
+      await create({ name: "keeper", rwVdisk, args: ["/bin/cat", "/etc/kept"] });
+      expect(await exited("keeper")).toMatchObject({ code: 0 });
+      expect(await logLines("keeper")).toEqual([kept]);
+      await call("container.delete", { name: "keeper" });
+      vm.mark("persistent container's root kept on a vdisk");
 
       // vdisk RPC: bad calls refused and nothing left; attach with a mountpoint, use it from a container
       const directUrl = `nbd://10.0.2.2:${vdisks.port}/direct`;

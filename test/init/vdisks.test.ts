@@ -11,6 +11,7 @@ import { classify, probeDevice, PROBE_BYTES } from "../../init/vdisks/filesystem
 import { VdiskManager } from "../../init/vdisks/manager.ts";
 import { loadNbdModule, pickFreeDevice, type NbdSys } from "../../init/vdisks/nbd-devices.ts";
 import { nbdClientTarget, parseNbdUrl } from "../../init/vdisks/url.ts";
+import { parseRunArgs } from "../../cli/commands/container.ts";
 import { parseAttachArgs } from "../../cli/commands/vdisk.ts";
 import { tempDir } from "./helpers.ts";
 import { startHostNode, type HostNode } from "./host-node.ts";
@@ -191,5 +192,15 @@ describe("vdisk.* over RPC on a host-mode node", () => {
       operator.close();
       reader.close();
     }
+  });
+});
+
+describe("zos container run with vdisks", () => {
+  test("--rw-vdisk and a vdisk --mount become create params", () => {
+    const usage = (msg: string) => new Error(msg);
+    const p = parseRunArgs(["--flist", "f.fl", "--rw-vdisk", "root=nbd+unix:///e?socket=/s", "--mount", "type=vdisk,vdisk=d,url=nbd://h:1/e,target=/x", "--", "true"], usage);
+    expect(p.rwVdisk).toEqual({ vdisk: "root", url: "nbd+unix:///e?socket=/s" });
+    expect(p.mounts).toEqual([{ type: "vdisk", vdisk: "d", url: "nbd://h:1/e", target: "/x" }]);
+    expect(parseRunArgs(["--flist", "f.fl", "--rw-vdisk", "root", "--", "true"], usage).rwVdisk).toEqual({ vdisk: "root" });
   });
 });
