@@ -1,14 +1,15 @@
 // The read-only filesystem an flist describes, as answers to FUSE requests.
 // Node ids are flist inode numbers (the root is 1 in both), so nothing per-node is kept for the kernel:
 // FORGET needs no bookkeeping. Everything is immutable, so entries, attributes, file pages, symlinks
-// and directory listings are cached by the kernel for a year.
+// and directory listings are cached by the kernel for a year. OPEN, OPENDIR and their RELEASEs are
+// answered by the reader threads (fuse/reader.ts): the handle they give out keys the read-ahead state
+// kept here, so two readers of one file do not disturb each other's sequential detection.
 import { BLOCK_SIZE, Flist, ROOT_INO, S_IFMT, S_IFDIR, S_IFREG, type BlockRow, type Inode } from "./flist.ts";
 import type { BlockFetcher } from "./blocks.ts";
-import { ATTR_OUT, ENTRY_OUT, Errno, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, OUT_HEADER, Op, WRITE_OPS, direntSize, getU64, putAttr, putEntry, setU64, type Attr } from "./fuse/proto.ts";
+import { ATTR_OUT, ENTRY_OUT, Errno, OUT_HEADER, Op, WRITE_OPS, direntSize, getU64, putAttr, putEntry, setU64, type Attr } from "./fuse/proto.ts";
 import { replyBuffer, type FuseHandler, type Reply, type Request } from "./fuse/session.ts";
 
 const TTL_SECS = 365 * 24 * 3600;
-const O_ACCMODE = 3;
 const W_OK = 2;
 const BLKSIZE = 65536;
 
@@ -17,10 +18,14 @@ interface Dir {
   byName: Map<string, Inode>;
 }
 
-interface OpenFile {
+interface FileBlocks {
   node: Inode;
   blocks: BlockRow[];
-  /** The furthest block a sequential reader has reached. */
+}
+
+interface Handle {
+  file: FileBlocks;
+  /** The furthest block this open file's sequential reader has reached. */
   lastBlock: number;
 }
 
@@ -35,6 +40,9 @@ class Lru<K, V> {
       this.map.set(k, v);
     }
     return v;
+  }
+  delete(k: K): void {
+    this.map.delete(k);
   }
   set(k: K, v: V): void {
     this.map.delete(k);
@@ -61,7 +69,9 @@ export interface FlistFsOptions {
 export class FlistFs implements FuseHandler {
   private readonly dirs = new Lru<number, Dir>(4096);
   private readonly inodes = new Lru<number, Inode>(200_000);
-  private readonly files = new Lru<number, OpenFile>(1024);
+  private readonly files = new Lru<number, FileBlocks>(1024);
+  /** Read state of open files, by handle; dropped on RELEASE (bounded too: RELEASEs arrive in batches). */
+  private readonly handles = new Lru<number, Handle>(4096);
   private readonly readAhead: number;
   private readonly totals: { bytes: number; entries: number };
 
@@ -127,22 +137,13 @@ export class FlistFs implements FuseHandler {
         out.set(target, OUT_HEADER);
         return out;
       }
-      case Op.OPEN:
-        return this.open(body.getUint32(0, true));
       case Op.READ:
-        return this.read(h.nodeid, getU64(body, 8), body.getUint32(16, true), req.signal);
-      case Op.RELEASE:
-        return replyBuffer(0);
-      case Op.OPENDIR: {
-        if (!this.dir(h.nodeid)) return Errno.ENOTDIR;
-        return this.openReply(0, FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR);
-      }
+        return this.read(getU64(body, 0), h.nodeid, getU64(body, 8), body.getUint32(16, true), req.signal);
       case Op.READDIR:
       case Op.READDIRPLUS:
         return this.readdir(h.nodeid, getU64(body, 8), body.getUint32(16, true), h.opcode === Op.READDIRPLUS);
       case Op.FLUSH:
         return Errno.ENOSYS; // nothing is ever written: the kernel stops sending FLUSH on every close
-      case Op.RELEASEDIR:
       case Op.FSYNC:
       case Op.FSYNCDIR:
         return replyBuffer(0);
@@ -162,46 +163,44 @@ export class FlistFs implements FuseHandler {
     }
   }
 
-  private openReply(fh: number, flags: number): Buffer {
-    const out = replyBuffer(16);
-    const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
-    setU64(dv, 0, fh);
-    dv.setUint32(8, flags, true);
-    return out;
+  released(fhs: number[]): void {
+    for (const fh of fhs) this.handles.delete(fh);
   }
 
-  /**
-   * OPEN is answered ENOSYS on purpose: the kernel then opens files without asking again (its
-   * "no_open" mode), keeps their page cache (FOPEN_KEEP_CACHE is the no-open default) and sends no
-   * RELEASE. For an immutable tree there is nothing to check at open, and a warm `tar` of 10,000 files
-   * needs no round trip at all. Writes never get this far: the mount is read-only (EROFS in the VFS).
-   */
-  private open(flags: number): Reply {
-    return (flags & O_ACCMODE) !== 0 ? Errno.EROFS : Errno.ENOSYS;
-  }
-
-  /** Per-file read state, by inode: its block list and where its reader was. */
-  private file(ino: number): OpenFile | null {
+  /** A regular file's block list, by inode (shared by every handle on it). */
+  private file(ino: number): FileBlocks | null {
     let f = this.files.get(ino);
     if (f) return f;
     const node = this.node(ino);
     if (!node || (node.mode & S_IFMT) !== S_IFREG) return null;
-    f = { node, blocks: this.flist.blocks(ino), lastBlock: -1 };
+    f = { node, blocks: this.flist.blocks(ino) };
     this.files.set(ino, f);
     return f;
   }
 
-  private read(ino: number, offset: number, size: number, signal: AbortSignal): Reply | Promise<Reply> {
-    const f = this.file(ino);
-    if (!f) return Errno.EINVAL;
+  /** The read state of an open file, made on its first READ. */
+  private openFile(fh: number, ino: number): Handle | null {
+    let h = this.handles.get(fh);
+    if (h && h.file.node.ino === ino) return h;
+    const file = this.file(ino);
+    if (!file) return null;
+    h = { file, lastBlock: -1 };
+    this.handles.set(fh, h);
+    return h;
+  }
+
+  private read(fh: number, ino: number, offset: number, size: number, signal: AbortSignal): Reply | Promise<Reply> {
+    const handle = this.openFile(fh, ino);
+    if (!handle) return Errno.EINVAL;
+    const f = handle.file;
     const end = Math.min(offset + size, f.node.size);
     if (offset >= end) return replyBuffer(0);
     const first = Math.floor(offset / BLOCK_SIZE);
     const last = Math.floor((end - 1) / BLOCK_SIZE);
     // The kernel's read-ahead sends several requests at once, slightly out of order: a read that
     // starts near where the last one was counts as sequential.
-    const sequential = first <= f.lastBlock + 1 && first >= f.lastBlock - 4;
-    f.lastBlock = sequential ? Math.max(last, f.lastBlock) : last;
+    const sequential = first <= handle.lastBlock + 1 && first >= handle.lastBlock - 4;
+    handle.lastBlock = sequential ? Math.max(last, handle.lastBlock) : last;
     if (sequential) {
       for (let i = last + 1; i <= last + this.readAhead && i < f.blocks.length; i++) this.fetcher.prefetch(f.blocks[i]);
     }

@@ -81,7 +81,7 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   return {
     mountpoint: opts.mountpoint,
     closed: release,
-    requestCounts: () => Object.fromEntries(session.counts),
+    requestCounts: () => session.counts(),
     async unmount() {
       session.unmount();
       await release;

@@ -49,6 +49,9 @@ export const WRITE_OPS: ReadonlySet<number> = new Set([
   Op.REMOVEXATTR, Op.CREATE, Op.FALLOCATE, Op.RENAME2, Op.COPY_FILE_RANGE, Op.TMPFILE, Op.COPY_FILE_RANGE_64,
 ]);
 
+/** Slots in the per-opcode request counters (every opcode above is smaller). */
+export const OPCODE_SLOTS = 64;
+
 /** INIT flags (fuse_init_in/out.flags; flags2 holds bits 32..63). */
 export const Init = {
   ASYNC_READ: 1 << 0,
@@ -63,6 +66,8 @@ export const Init = {
 
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_CACHE_DIR = 1 << 3;
+/** No FLUSH on close (kernel 5.17+; older kernels ignore it and get ENOSYS once). */
+export const FOPEN_NOFLUSH = 1 << 5;
 
 export const Errno = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, EBADF: 9, EAGAIN: 11, EACCES: 13, ENOTDIR: 20, EINVAL: 22,

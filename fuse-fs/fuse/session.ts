@@ -4,7 +4,8 @@
 import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync } from "node:fs";
 import { FlistError } from "../errors.ts";
 import { LibcError, MNT_DETACH, MS_RDONLY, fuseClone, mount, umount2 } from "../libc.ts";
-import { Errno, IN_HEADER, Init, KERNEL_VERSION, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
+import { Errno, IN_HEADER, Init, KERNEL_VERSION, OPCODE_SLOTS, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
+import type { ReaderMessage, ReaderStart } from "./reader.ts";
 
 /**
  * A handler's answer: a buffer whose first OUT_HEADER bytes are left for the reply header (so large
@@ -24,6 +25,8 @@ export interface FuseHandler {
   handle(req: Request): Reply | Promise<Reply>;
   /** Called once, after INIT, with what was negotiated. */
   init?(conn: Negotiated): void;
+  /** File handles the kernel released (OPEN and RELEASE themselves are answered by the readers). */
+  released?(fhs: number[]): void;
 }
 
 export interface Negotiated {
@@ -80,8 +83,8 @@ export class FuseSession {
   readonly fds: number[] = [];
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<bigint, AbortController>();
-  /** Requests seen, by operation name: what a workload costs the daemon. */
-  readonly counts = new Map<string, number>();
+  /** Requests seen, by opcode, counted by the readers (some requests never reach this thread). */
+  private readonly opcodeCounts = new SharedArrayBuffer(OPCODE_SLOTS * 4);
   private openReaders = 0;
   private unmounted = false;
   private resolveClosed!: () => void;
@@ -126,7 +129,7 @@ export class FuseSession {
         s.fds.push(clone);
         fuseClone(clone, fd);
       }
-      for (const f of s.fds) s.startReader(f);
+      s.fds.forEach((f, i) => s.startReader(f, i));
       await s.initialized;
     } catch (err) {
       s.unmount();
@@ -136,16 +139,28 @@ export class FuseSession {
     return s;
   }
 
-  private startReader(fd: number): void {
+  /** Requests seen so far, by operation name: what a workload costs the daemon. */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    new Uint32Array(this.opcodeCounts).forEach((n, op) => {
+      if (n) out[opName(op)] = n;
+    });
+    return out;
+  }
+
+  private startReader(fd: number, index: number): void {
     const w = new Worker(new URL("./reader.ts", import.meta.url).href);
     this.workers.push(w);
     this.openReaders++;
-    w.onmessage = (e: MessageEvent<Uint8Array | { closed: string }>) => {
-      if (e.data instanceof Uint8Array) this.dispatch(fd, e.data);
-      else this.readerStopped(e.data.closed);
+    w.onmessage = (e: MessageEvent<ReaderMessage>) => {
+      const m = e.data;
+      if (m instanceof Uint8Array) this.dispatch(fd, m);
+      else if ("released" in m) this.handler.released?.(m.released);
+      else this.readerStopped(m.closed);
     };
     w.onerror = (e) => this.readerStopped(String(e.message));
-    w.postMessage({ fd });
+    const start: ReaderStart = { fd, index, stride: this.fds.length, counts: this.opcodeCounts };
+    w.postMessage(start);
   }
 
   private readerStopped(why: string): void {
@@ -202,8 +217,6 @@ export class FuseSession {
   private dispatch(fd: number, data: Uint8Array): void {
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const h = parseInHeader(dv);
-    const name = opName(h.opcode);
-    this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
     const body = new DataView(data.buffer, data.byteOffset + IN_HEADER, data.byteLength - IN_HEADER);
     switch (h.opcode) {
       case Op.INIT:
