@@ -5,7 +5,7 @@ import type { InitArgs } from "./args.ts";
 import { readZosCmdline } from "./boot/cmdline.ts";
 import { finishPid1Shutdown } from "./boot/final.ts";
 import { mountEarly } from "./boot/mounts.ts";
-import { loadShippedModules } from "./boot/modules.ts";
+import { loadBootModules, loadServiceModules } from "./boot/modules.ts";
 import { startNetworking } from "./boot/network.ts";
 import { prepareStateDir } from "./boot/state.ts";
 import { startTimeSync } from "./boot/time.ts";
@@ -58,10 +58,7 @@ export function runPid1(args: InitArgs): NodeRuntime | null {
     }
     log.info(`RLIMIT_NOFILE ${getRlimit(RLIMIT_NOFILE).soft}`);
   });
-  if (!skip.has("modules")) step(health, "modules", () => {
-    const r = loadShippedModules();
-    if (r.failed.length) health.fail("modules", `failed: ${r.failed.join(", ")}`);
-  });
+  const bootModules = skip.has("modules") ? null : loadBootModules(health);
 
   const state = prepareStateDir(cmdline.state, health);
   const node = new NodeRuntime({
@@ -89,6 +86,8 @@ export function runPid1(args: InitArgs): NodeRuntime | null {
   if (!skip.has("network")) step(health, "network", () => startNetworking(node.supervisor, health));
   if (!skip.has("time")) step(health, "time-sync", () => startTimeSync(cmdline.ntp, health));
   if (node.nodeId) step(health, "rpc", () => node.startRpc());
+  // what no boot step needs loads once the RPC answers (until then the kernel loads on first use)
+  if (bootModules) void loadServiceModules(bootModules, health);
 
   process.on("SIGINT", () => void node.requestShutdown("reboot", "SIGINT (ctrl-alt-del)"));
   process.on("SIGTERM", () => void node.requestShutdown("reboot", "SIGTERM"));

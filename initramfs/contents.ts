@@ -7,17 +7,25 @@
 //                                      bundle's `new URL("./<worker>.ts", import.meta.url)` points
 //   /usr/lib/zos/zos_native.node       the Rust addon; preinit sets ZOS_NATIVE_PATH to it
 //   /usr/bin/crun, mount, ip, nft, nbd-client, mkfs.ext4, ... tools init runs, with their libraries
-//   /bin/busybox                       only for init's DHCP client (udhcpc, its hook script, `ip`)
+//   /bin/busybox                       init's DHCP client (udhcpc, its hook script, `ip`) and
+//   /sbin/modprobe -> /bin/busybox     the kernel's request_module() helper and init's loader of
+//                                      the modules no boot step needs (init/boot/modules.ts)
 //   /lib/modules/<release>/            modules (plain .ko) and depmod's modules.dep/.alias; init
-//                                      loads every module listed in modules.dep at boot
+//                                      loads the drivers whose modalias matches the hardware and
+//                                      ext4 at boot, the rest once the RPC answers
 //   /etc/ssl/certs/ca-certificates.crt CA certificates; /etc/{passwd,group,hosts,nsswitch.conf}
 // No console login and no busybox applet links: busybox's shell runs only the hook init writes.
 import { existsSync } from "node:fs";
+import { MODPROBE } from "../init/boot/modules.ts";
 import type { Kernel } from "./kernel.ts";
 import { stageModules } from "./modules.ts";
 import { ImageTree } from "./tree.ts";
 
-/** Modules the node loads at boot, by group; their dependencies are added from modules.dep. */
+/**
+ * Modules the image ships, by group; their dependencies are added from modules.dep. Which load at
+ * boot is decided on the machine (init/boot/modules.ts): disk, virtio and NIC drivers only when
+ * their hardware is there, the others once the RPC answers or when the kernel first asks.
+ */
 export const NODE_MODULES: Record<string, string[]> = {
   // Block devices and filesystems for vdisks: the kernel NBD client, ext4 (crc32c is requested by
   // name at mount time, so it is listed), loop for image files, FUSE for flists, overlayfs to give
@@ -98,6 +106,7 @@ export async function assembleNode(inputs: NodeInputs): Promise<ImageTree> {
   tree.addHostDir("modules", `/lib/modules/${inputs.kernel.release}`, staged.dir);
 
   for (const b of NODE_BINARIES) await tree.addBinary("tools", b.dest, b.host);
+  tree.add("tools", { kind: "symlink", path: MODPROBE, target: "/bin/busybox" });
   if (existsSync("/etc/mke2fs.conf")) tree.addHostFile("tools", "/etc/mke2fs.conf", "/etc/mke2fs.conf", 0o644);
 
   tree.addHostFile("certificates", "/etc/ssl/certs/ca-certificates.crt", inputs.caBundle, 0o644);

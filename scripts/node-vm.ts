@@ -73,30 +73,49 @@ export async function startNode(o: NodeVmOptions): Promise<NodeVm> {
 }
 
 /**
- * Polls node.info until it answers (QEMU's user-net accepts the TCP connection before the guest
- * listens, so a refused or closed connection just means "not yet"). Fails with the console attached.
+ * Polls node.info until it answers, with a fresh connection every 500 ms while earlier ones are
+ * still waiting: QEMU's user-net accepts at once and then sends SYNs to the guest with a growing
+ * backoff (1, 2, 4 s) until the guest has its DHCP address and listens, so one connection that
+ * waits would see the node seconds after it could answer. Fails with the console attached.
  */
 export async function waitRpcReady<T = Record<string, unknown>>(node: NodeVm, timeoutMs: number, accept: (info: T) => boolean = () => true): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let last = "no attempt";
   let exited = false;
+  let ready: T | null = null;
+  const answered = Promise.withResolvers<void>();
+  const clients = new Set<RpcClient>();
   node.vm.exited.then(() => { exited = true; });
-  while (performance.now() < deadline && !exited) {
+  const attempt = async () => {
     let client: RpcClient | null = null;
     try {
       client = await node.connect();
-      const info = await withTimeout(client.call<T>("node.info"), 5000);
+      clients.add(client);
+      const info = await withTimeout(client.call<T>("node.info"), 15_000);
       if (accept(info)) {
-        node.vm.mark("RPC node.info answered");
-        return info;
-      }
-      last = "node.info answered but not ready yet";
+        ready ??= info;
+        answered.resolve();
+      } else last = "node.info answered but not ready yet";
     } catch (e) {
       last = (e as Error).message;
     } finally {
-      client?.close();
+      if (client) {
+        clients.delete(client);
+        client.close();
+      }
     }
-    await Bun.sleep(500);
+  };
+  try {
+    while (ready === null && performance.now() < deadline && !exited) {
+      void attempt();
+      await Promise.race([Bun.sleep(500), answered.promise]);
+    }
+  } finally {
+    for (const c of clients) c.close();
+  }
+  if (ready !== null) {
+    node.vm.mark("RPC node.info answered");
+    return ready;
   }
   throw node.vm.failure(exited ? `QEMU exited before RPC was ready (last: ${last})` : `RPC not ready after ${timeoutMs / 1000} s (last: ${last})`);
 }

@@ -17,7 +17,7 @@ export function findBusybox(): string | null {
   return ["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"].find((p) => existsSync(p)) ?? null;
 }
 
-export function udhcpcScript(busybox: string, paths: { leaseDir: string; resolvConf: string } = { leaseDir, resolvConf: "/etc/resolv.conf" }): string {
+export function udhcpcScript(busybox: string, paths: { leaseDir: string; resolvConf: string; kmsg?: string } = { leaseDir, resolvConf: "/etc/resolv.conf", kmsg: "/dev/kmsg" }): string {
   return `#!${busybox} sh
 # udhcpc hook written by zos init: $1 is deconfig|bound|renew|leasefail|nak; lease fields come as env.
 bb=${busybox}
@@ -42,7 +42,9 @@ case "$1" in
     $bb mkdir -p ${paths.leaseDir}
     printf '{"interface":"%s","ip":"%s","mask":"%s","router":"%s","dns":"%s","ntp":"%s","lease":"%s","at":%s}\\n' \\
       "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > ${paths.leaseDir}/"$interface".json
-    ;;
+${paths.kmsg ? `    # on the console with the kernel's timestamp: the boot timeline shows when the node is reachable
+    [ "$1" = bound ] && echo "zos-init: network: $interface bound to $ip/\${mask:-24}" > ${paths.kmsg}
+` : ""}    ;;
 esac
 exit 0
 `;

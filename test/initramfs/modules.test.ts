@@ -1,9 +1,12 @@
 // Module selection from modules.dep, on a written example and on Debian's real kernel package
-// (fetched with apt-get download, checked with kmod's own modinfo and depmod output).
+// (fetched with apt-get download, checked with kmod's own modinfo and depmod output), and init's
+// boot-time choice of drivers by modalias, checked against kmod's own alias resolution.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { globToRegExp, modulesForDevices, parseDeviceAliases, ShippedModules } from "../../init/boot/modules.ts";
+import { NODE_MODULES } from "../../initramfs/contents.ts";
 import { fetchKernel } from "../../initramfs/kernel.ts";
 import { ModuleError, moduleName, parseModulesDep, resolveModules, stageModules } from "../../initramfs/modules.ts";
 import { parseLdd, sharedLibraries } from "../../initramfs/shared-libs.ts";
@@ -86,4 +89,75 @@ describe("shared libraries", () => {
     expect(libs.some((l) => l.endsWith("/libext2fs.so.2"))).toBe(true);
     expect(libs.some((l) => /ld-linux-x86-64\.so\.2$/.test(l))).toBe(true);
   });
+});
+
+describe("boot drivers by modalias", () => {
+  test("modules.alias globs: * and ? match anything, [] sets and [!] negation, the rest literally", () => {
+    expect(globToRegExp("pci:v00008086d*sv*").test("pci:v00008086d000010D3sv00001AF4")).toBe(true);
+    expect(globToRegExp("pci:v00008086d*sv*").test("pci:v00001AF4d000010D3sv00001AF4")).toBe(false);
+    expect(globToRegExp("a?c").test("abc")).toBe(true);
+    expect(globToRegExp("a?c").test("ac")).toBe(false);
+    expect(globToRegExp("x[0-3]y").test("x2y")).toBe(true);
+    expect(globToRegExp("x[!0-3]y").test("x2y")).toBe(false);
+    expect(globToRegExp("a.b+c").test("aXb+c")).toBe(false);
+  });
+
+  const aliasText = [
+    "# Aliases extracted from modules themselves.",
+    "alias fs-overlay overlay",
+    "alias devname:fuse fuse",
+    "alias nft-expr-ct nft_ct",
+    "alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci",
+    "alias virtio:d00000001v* virtio_net",
+    "alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e",
+    "alias pci:v*d*sv*sd*bc01sc06i01* ahci",
+    "alias cpu:type:x86,ven*fam*mod*:feature:*0094* crc32c_intel",
+  ].join("\n");
+
+  test("only device aliases count; a device gets every driver whose pattern matches, the CPU too", () => {
+    const aliases = parseDeviceAliases(aliasText);
+    expect(aliases.map((a) => a.module).sort()).toEqual(["ahci", "crc32c_intel", "e1000e", "virtio_net", "virtio_pci"]);
+    const qemu = [
+      "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", // virtio-net-pci
+      "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", // q35's ICH9 AHCI
+      "cpu:type:x86,ven0002fam0019mod0011:feature:,0000,0001,0093,0094,0095",
+    ];
+    expect([...modulesForDevices(aliases, qemu)].sort()).toEqual(["ahci", "crc32c_intel", "virtio_pci"]);
+    // the virtio devices appear once virtio_pci is loaded: the next round finds their driver
+    expect([...modulesForDevices(aliases, [...qemu, "virtio:d00000001v00001AF4"])]).toContain("virtio_net");
+  });
+
+  test("on Debian's kernel: the image's modules, resolved as kmod resolves QEMU's modaliases", async () => {
+    const kernel = await fetchKernel(resolve(import.meta.dir, "../../build/kernel"));
+    const root = join(dir, "image");
+    const staged = await stageModules(kernel.modulesDir, kernel.release, Object.values(NODE_MODULES).flat(), root);
+    const aliases = parseDeviceAliases(readFileSync(join(staged.dir, "modules.alias"), "utf8"));
+    const devices = [
+      "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00",
+      "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+      "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01",
+      "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00", // the e1000e QEMU emulates
+      "pci:v00008086d00001533sv00008086sd00000000bc02sc00i00", // an i210 (igb)
+      "virtio:d00000001v00001AF4",
+      "virtio:d00000002v00001AF4",
+      "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00", // QEMU's VGA: nothing in the image drives it
+    ];
+    const kmod = new Set<string>();
+    for (const m of devices) {
+      const out = Bun.spawnSync(["modprobe", "-d", root, "-S", kernel.release, "-R", m]);
+      for (const name of out.stdout.toString().split("\n").filter(Boolean)) kmod.add(name.replace(/-/g, "_"));
+    }
+    const ours = modulesForDevices(aliases, devices);
+    expect([...ours].sort()).toEqual([...kmod].sort());
+    for (const name of ["virtio_pci", "virtio_net", "virtio_blk", "ahci", "e1000e", "igb"]) expect(ours).toContain(name);
+    for (const name of ["nvme", "ixgbe", "mlx5_core", "tg3"]) expect(ours).not.toContain(name);
+
+    // what no device claims loads after the RPC is up: the services' modules, not their dependencies
+    const shipped = new ShippedModules(staged.dir, join(dir, "no-proc-modules"));
+    const later = shipped.serviceModules(aliases);
+    for (const name of ["nbd", "fuse", "overlay", "veth", "br_netfilter", "nft_chain_nat", "ext4"]) expect(later).toContain(name);
+    for (const name of ["virtio_net", "igb", "nvme", "jbd2", "nf_tables", "bridge"]) expect(later).not.toContain(name);
+    // a name the image lacks is a failure before any syscall
+    expect(shipped.load(["no_such_module"])).toEqual({ loaded: [], present: 0, failed: ["no_such_module"] });
+  }, 180_000);
 });
