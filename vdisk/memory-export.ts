@@ -31,6 +31,11 @@ export class MemoryExport implements BlockExport {
     }
   }
 
+  readCached(into: Uint8Array, offset: number): boolean {
+    this.read(into, offset);
+    return true;
+  }
+
   write(data: Uint8Array, offset: number): void {
     for (const s of segments(offset, data.length, PAGE)) {
       let page = this.pages.get(s.block);

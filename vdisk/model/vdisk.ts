@@ -77,7 +77,7 @@ export class Vdisk implements BlockExport {
     this.description = record.kind === "snapshot" ? `vdisk snapshot ${record.name}` : `vdisk ${record.name}`;
     if (!readOnly && opts.writebackIntervalMs > 0) {
       this.timer = setInterval(() => {
-        if (this.dirtyBytes > 0 || this.map.dirty) this.writeBack();
+        if (this.dirtyBytes > 0 || this.map.dirty) this.writeBack(false);
       }, opts.writebackIntervalMs);
       this.timer.unref?.();
     }
@@ -95,7 +95,27 @@ export class Vdisk implements BlockExport {
     return this.record.size;
   }
 
+  readCached(into: Uint8Array, offset: number): boolean {
+    // Two passes, no allocation: a 4 KiB read is one block, and this is every cached read's path.
+    const bs = this.bs;
+    const end = offset + into.length;
+    for (let b = Math.floor(offset / bs); b * bs < end; b++) if (!this.cacheMap.has(b) && !this.map.isHole(b)) return false;
+    for (let pos = offset; pos < end; ) {
+      const block = Math.floor(pos / bs);
+      const within = pos - block * bs;
+      const n = Math.min(bs - within, end - pos);
+      const e = this.cacheMap.get(block);
+      if (e) {
+        into.set(e.data.subarray(within, within + n), pos - offset);
+        this.touch(block, e);
+      } else into.fill(0, pos - offset, pos - offset + n);
+      pos += n;
+    }
+    return true;
+  }
+
   read(into: Uint8Array, offset: number): void | Promise<void> {
+    if (this.readCached(into, offset)) return;
     let waits: Promise<void>[] | null = null;
     for (const s of segments(offset, into.length, this.bs)) {
       const e = this.cacheMap.get(s.block);
@@ -123,10 +143,16 @@ export class Vdisk implements BlockExport {
     return this.afterWrite(waits, fua);
   }
 
-  /** Background write-back: throttled so it leaves the CPU to client requests, until someone waits. */
-  private writeBack(): void {
+  /**
+   * Background write-back. The periodic one is throttled so it leaves the CPU to client requests;
+   * one started because dirty data passed half the cache runs at full concurrency, and is started
+   * again as soon as it ends while dirty data stays above half, so the store is kept busy while
+   * clients keep writing (instead of stopping them for whole flushes).
+   */
+  private writeBack(pressure: boolean): void {
+    if (pressure) this.puts?.raise(this.opts.putConcurrency);
     if (this.running || this.queued) return;
-    this.startFlush(false).catch((err) => this.opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
+    this.startFlush(pressure).catch((err) => this.opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
   }
 
   /** Makes every completed write durable; a background write-back in progress is sped up. */
@@ -241,7 +267,10 @@ export class Vdisk implements BlockExport {
     if (!e) return;
     this.cacheMap.delete(block);
     this.cachedBytes -= this.bs;
-    if (e.dirty) this.dirtyBytes -= this.bs;
+    if (e.dirty) {
+      this.dirtyBytes -= this.bs;
+      this.dirtyDropped();
+    }
   }
 
   /** Drops clean blocks, oldest first, until the cache fits; dirty blocks wait for a flush. */
@@ -313,15 +342,39 @@ export class Vdisk implements BlockExport {
     return null;
   }
 
+  private get highWater(): number {
+    return (this.opts.cacheBytes * 3) / 4;
+  }
+
+  private get lowWater(): number {
+    return this.opts.cacheBytes / 2;
+  }
+
   private afterWrite(waits: Promise<void>[] | null, fua: boolean): void | Promise<void> {
-    const highWater = (this.opts.cacheBytes * 3) / 4;
-    const lowWater = this.opts.cacheBytes / 2;
-    if (!waits && !fua && this.dirtyBytes <= lowWater) return;
+    if (!waits && !fua && this.dirtyBytes <= this.lowWater) return;
     return (async () => {
       if (waits) await Promise.all(waits);
-      if (fua || this.dirtyBytes > highWater) await this.flush();
-      else if (this.dirtyBytes > lowWater && !this.running) this.writeBack();
+      if (fua) return this.flush();
+      if (this.dirtyBytes > this.lowWater) this.writeBack(true);
+      if (this.dirtyBytes > this.highWater) await new Promise<void>((resolve, reject) => this.roomWaiters.push({ resolve, reject }));
     })();
+  }
+
+  /** Writers held while dirty data is above the high-water mark; released as write-back stores blocks. */
+  private roomWaiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  private dirtyDropped(): void {
+    if (this.roomWaiters.length === 0 || this.dirtyBytes > this.highWater) return;
+    for (const w of this.roomWaiters.splice(0)) w.resolve();
+  }
+
+  /** After a write-back or flush: go on while there is pressure; a failure fails the held writers. */
+  private afterFlush(err: unknown): void {
+    if (err !== undefined) {
+      for (const w of this.roomWaiters.splice(0)) w.reject(err);
+      return;
+    }
+    if (this.dirtyBytes > this.lowWater || this.roomWaiters.length > 0) this.writeBack(true);
   }
 
   // ---- flush ----
@@ -331,6 +384,10 @@ export class Vdisk implements BlockExport {
       if (this.running === p) this.running = null;
     });
     this.running = p;
+    p.then(
+      () => this.afterFlush(undefined),
+      (err) => this.afterFlush(err ?? new Error("flush failed")),
+    );
     return p;
   }
 
@@ -373,6 +430,7 @@ export class Vdisk implements BlockExport {
       if (e.version === version) {
         e.dirty = false;
         this.dirtyBytes -= this.bs;
+        this.dirtyDropped();
       }
     });
     await this.puts.done.finally(() => {

@@ -43,9 +43,42 @@ const text = new TextEncoder();
 interface Request {
   flags: number;
   type: number;
-  cookie: Uint8Array; // 8 bytes, echoed as is
+  // The 8-byte cookie, echoed as is, kept as two words so a request allocates no buffer.
+  cookieHi: number;
+  cookieLo: number;
   offset: number;
   length: number;
+}
+
+function u32(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+function putU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+function putCookie(b: Uint8Array, req: Request): void {
+  putU32(b, 8, req.cookieHi);
+  putU32(b, 12, req.cookieLo);
+}
+
+/** Simple reply header (magic, error, cookie) at the start of b. */
+function simpleHeader(b: Uint8Array, req: Request, errno: number): void {
+  putU32(b, 0, P.SIMPLE_REPLY_MAGIC);
+  putU32(b, 4, errno);
+  putCookie(b, req);
+}
+
+/** Structured reply chunk header (magic, flags, type, cookie, length) at the start of b. */
+function structuredHeader(b: Uint8Array, req: Request, type: number, length: number): void {
+  putU32(b, 0, P.STRUCTURED_REPLY_MAGIC);
+  putU32(b, 4, (P.REPLY_FLAG_DONE << 16) | type);
+  putCookie(b, req);
+  putU32(b, 16, length);
 }
 
 export class NbdConnection {
@@ -133,17 +166,17 @@ export class NbdConnection {
       }
       if (this.queue.length < P.REQUEST_HEADER_LENGTH) return;
       const h = this.queue.take(P.REQUEST_HEADER_LENGTH);
-      const v = new DataView(h.buffer, h.byteOffset, P.REQUEST_HEADER_LENGTH);
-      if (v.getUint32(0) !== P.REQUEST_MAGIC) {
+      if (u32(h, 0) !== P.REQUEST_MAGIC) {
         this.opts.log("nbd: request without magic, dropping the connection");
         return this.hardDisconnect();
       }
       const req: Request = {
-        flags: v.getUint16(4),
-        type: v.getUint16(6),
-        cookie: new Uint8Array(h.subarray(8, 16)),
-        offset: v.getUint32(16) * 0x1_0000_0000 + v.getUint32(20),
-        length: v.getUint32(24),
+        flags: (h[4] << 8) | h[5],
+        type: (h[6] << 8) | h[7],
+        cookieHi: u32(h, 8),
+        cookieLo: u32(h, 12),
+        offset: u32(h, 16) * 0x1_0000_0000 + u32(h, 20),
+        length: u32(h, 24),
       };
       if (req.type === P.CMD_WRITE) {
         // The payload has to be consumed to stay in step; one larger than promised is not read.
@@ -184,8 +217,8 @@ export class NbdConnection {
 
   /** Validates and runs one request; its reply is queued when it settles. */
   private start(req: Request, payload: Uint8Array | null): void {
-    const session = this.session!;
-    const exp = session.export;
+    const exp = this.session!.export;
+    if (req.type === P.CMD_READ && this.readCached(req, exp)) return;
     const held = req.type === P.CMD_READ ? req.length : 0;
     if (held) this.hold(held);
     const payloadBytes = payload ? req.length : 0;
@@ -263,38 +296,54 @@ export class NbdConnection {
     this.replyOk(req);
   }
 
-  /** The data lands right behind the reply header, so the reply is one buffer and never copied. */
+  private readHeaderLength(): number {
+    return this.session!.structured ? P.STRUCTURED_REPLY_HEADER_LENGTH + 8 : P.SIMPLE_REPLY_HEADER_LENGTH;
+  }
+
+  private readHeader(buf: Uint8Array, req: Request): void {
+    if (!this.session!.structured) return simpleHeader(buf, req, 0);
+    structuredHeader(buf, req, P.REPLY_TYPE_OFFSET_DATA, req.length + 8);
+    putU32(buf, 20, Math.floor(req.offset / 0x1_0000_0000));
+    putU32(buf, 24, req.offset >>> 0);
+  }
+
+  /**
+   * The hot path: a read the export answers from memory is built right in the reply batch, with
+   * no promise, no allocation and nothing held. False when it must take the general path (an
+   * invalid request, a large read, data not at hand).
+   */
+  private readCached(req: Request, exp: BlockExport): boolean {
+    try {
+      this.check(req, exp);
+    } catch {
+      return false; // the general path sends the error
+    }
+    const headerLength = this.readHeaderLength();
+    const buf = this.writer.reserve(headerLength + req.length);
+    if (!buf) return false;
+    if (!exp.readCached(buf.subarray(headerLength), req.offset)) {
+      this.writer.unreserve(buf);
+      return false;
+    }
+    this.readHeader(buf, req);
+    return true;
+  }
+
+  /** The data lands right behind the reply header, so the reply is one buffer. */
   private doRead(req: Request, exp: BlockExport): void | Promise<void> {
-    const structured = this.session!.structured;
-    const headerLength = structured ? P.STRUCTURED_REPLY_HEADER_LENGTH + 8 : P.SIMPLE_REPLY_HEADER_LENGTH;
+    const headerLength = this.readHeaderLength();
     // Not zero-filled: every byte is written below or by read(). Large ones are reused.
     const buf = replyBuffers.take(headerLength + req.length);
-    const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const release = buf.length >= MIN_POOLED ? () => replyBuffers.give(buf) : undefined;
     const sendReply = () => this.writer.send(buf, release);
-    if (structured) {
-      v.setUint32(0, P.STRUCTURED_REPLY_MAGIC);
-      v.setUint16(4, P.REPLY_FLAG_DONE);
-      v.setUint16(6, P.REPLY_TYPE_OFFSET_DATA);
-      buf.set(req.cookie, 8);
-      v.setUint32(16, req.length + 8);
-      v.setUint32(20, Math.floor(req.offset / 0x1_0000_0000));
-      v.setUint32(24, req.offset >>> 0);
-    } else {
-      v.setUint32(0, P.SIMPLE_REPLY_MAGIC);
-      v.setUint32(4, 0); // error
-      buf.set(req.cookie, 8);
-    }
+    this.readHeader(buf, req);
     const r = exp.read(buf.subarray(headerLength), req.offset);
     if (r instanceof Promise) return r.then(sendReply);
     sendReply();
   }
 
   private replyOk(req: Request): void {
-    const buf = new Uint8Array(P.SIMPLE_REPLY_HEADER_LENGTH);
-    new DataView(buf.buffer).setUint32(0, P.SIMPLE_REPLY_MAGIC);
-    buf.set(req.cookie, 8);
-    this.writer.send(buf);
+    simpleHeader(this.writer.reserve(P.SIMPLE_REPLY_HEADER_LENGTH)!, req, 0);
   }
 
   private replyExtents(req: Request, extents: Extent[]): void {
@@ -310,11 +359,7 @@ export class NbdConnection {
     const payload = 4 + 8 * list.length;
     const buf = new Uint8Array(P.STRUCTURED_REPLY_HEADER_LENGTH + payload);
     const v = new DataView(buf.buffer);
-    v.setUint32(0, P.STRUCTURED_REPLY_MAGIC);
-    v.setUint16(4, P.REPLY_FLAG_DONE);
-    v.setUint16(6, P.REPLY_TYPE_BLOCK_STATUS);
-    buf.set(req.cookie, 8);
-    v.setUint32(16, payload);
+    structuredHeader(buf, req, P.REPLY_TYPE_BLOCK_STATUS, payload);
     v.setUint32(20, this.session!.allocationContext);
     let off = 24;
     for (const e of list) {
@@ -328,26 +373,14 @@ export class NbdConnection {
   private replyError(req: Request, err: unknown): void {
     const errno = errnoOf(err);
     if (!(err instanceof NbdError)) this.opts.log(`nbd: command ${req.type} at ${req.offset}+${req.length}: ${(err as Error)?.message ?? err}`);
-    if (!this.session!.structured) {
-      const buf = new Uint8Array(P.SIMPLE_REPLY_HEADER_LENGTH);
-      const v = new DataView(buf.buffer);
-      v.setUint32(0, P.SIMPLE_REPLY_MAGIC);
-      v.setUint32(4, errno);
-      buf.set(req.cookie, 8);
-      return this.writer.send(buf);
-    }
+    if (!this.session!.structured) return simpleHeader(this.writer.reserve(P.SIMPLE_REPLY_HEADER_LENGTH)!, req, errno);
     const message = text.encode(String((err as Error)?.message ?? err).slice(0, 512));
-    const buf = new Uint8Array(P.STRUCTURED_REPLY_HEADER_LENGTH + 6 + message.length);
-    const v = new DataView(buf.buffer);
-    v.setUint32(0, P.STRUCTURED_REPLY_MAGIC);
-    v.setUint16(4, P.REPLY_FLAG_DONE);
-    v.setUint16(6, P.REPLY_TYPE_ERROR);
-    buf.set(req.cookie, 8);
-    v.setUint32(16, 6 + message.length);
-    v.setUint32(20, errno);
-    v.setUint16(24, message.length);
+    const buf = this.writer.reserve(P.STRUCTURED_REPLY_HEADER_LENGTH + 6 + message.length)!;
+    structuredHeader(buf, req, P.REPLY_TYPE_ERROR, 6 + message.length);
+    putU32(buf, 20, errno);
+    buf[24] = message.length >>> 8;
+    buf[25] = message.length;
     buf.set(message, 26);
-    this.writer.send(buf);
   }
 
   /** NBD_CMD_DISC: the outstanding requests are answered, then the connection is closed. */

@@ -39,6 +39,12 @@ export interface BlockExport {
   size(): number;
   /** Fills `into` with the bytes at `offset`. */
   read(into: Uint8Array, offset: number): MaybePromise<void>;
+  /**
+   * Fills `into` and returns true when every byte is at hand without waiting (a cache hit);
+   * otherwise returns false, and `into` may hold anything. Lets the server answer such reads
+   * synchronously, in place in its reply batch.
+   */
+  readCached(into: Uint8Array, offset: number): boolean;
   /** Stores `data` (which the export must copy if it keeps it) at `offset`. */
   write(data: Uint8Array, offset: number, fua: boolean): MaybePromise<void>;
   /** Makes every write that has completed durable. */
