@@ -33,6 +33,7 @@ export async function runHostMode(args: InitArgs): Promise<NodeRuntime> {
   node.startRpc();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => void node.requestShutdown("poweroff", sig));
   await node.containersLoaded;
+  await node.flistsLoaded;
   // one machine-readable line for scripts and tests that start us (every method is registered by now)
   process.stdout.write(JSON.stringify({ event: "ready", nodeId: node.nodeId, pid: process.pid, socket: node.config.socketPath, tcp: node.tcpPorts }) + "\n");
   return node;

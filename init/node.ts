@@ -11,6 +11,7 @@ import { nodeMethods } from "./methods/node.ts";
 import { serviceMethods } from "./methods/service.ts";
 import { vdiskMethods } from "./methods/vdisk.ts";
 import type { ContainerManager } from "./containers/index.ts";
+import type { NodeFlists } from "./methods/flist.ts";
 import { Reaper } from "./reaper.ts";
 import { MethodRegistry } from "./rpc/registry.ts";
 import { RpcServer } from "./rpc/server.ts";
@@ -50,6 +51,9 @@ export class NodeRuntime {
   readonly vdisks: VdiskManager;
   /** Settles once container support is loaded (or failed to load); see startRpc. */
   containersLoaded: Promise<void> = Promise.resolve();
+  flists: NodeFlists | null = null;
+  /** Settles once flist.* is registered (or failed to load: it pulls in the store like containers). */
+  flistsLoaded: Promise<void> = Promise.resolve();
   tcpPorts: number[] = [];
   private shuttingDown: Promise<void> | null = null;
 
@@ -99,6 +103,12 @@ export class NodeRuntime {
         log.error("container support unavailable", e);
         this.health.fail("containers", e);
       });
+    this.flistsLoaded = import("./methods/flist.ts")
+      .then((m) => void (this.flists = m.startFlists(this.registry, this.config.stateDir)))
+      .catch((e) => {
+        log.error("flist mounts unavailable", e);
+        this.health.fail("flists", e);
+      });
     const rpc = new RpcServer({ identity: this.identity, registry: this.registry, trust: this.config.trust });
     this.rpc = rpc;
     if (this.config.trust.size === 0) log.warn("no trusted keys configured: every RPC call will be rejected (pass zos.admin=<key>)");
@@ -133,6 +143,8 @@ export class NodeRuntime {
       } catch (e) {
         log.error("stopping services", e);
       }
+      await this.flistsLoaded;
+      await this.flists?.shutdown();
       // after the containers and services that may write to them, before the final step ends every
       // process and unmounts: their NBD connections must still be up to flush
       await this.vdisks.shutdown();
