@@ -13,6 +13,7 @@ import type { LogLine } from "../init/supervisor/log-ring.ts";
 import { bashCompletion } from "./completion.ts";
 import { container, containerHelp } from "./commands/container.ts";
 import { vdisk, vdiskHelp } from "./commands/vdisk.ts";
+import { flist, flistHelp } from "./commands/flist.ts";
 import { configPath, configuredNode, keyPath, knownNodeId, knownNodesPath, rememberNode } from "./config.ts";
 import { bytes, duration, table } from "./format.ts";
 
@@ -34,6 +35,7 @@ commands:
   service forget NAME         remove a stopped service
 ${containerHelp}
 ${vdiskHelp}
+${flistHelp}
   reboot | poweroff
   completion bash             bash completion script
 
@@ -284,7 +286,8 @@ async function run(argv: string[]): Promise<void> {
       return service(o, rest);
     case "container":
     case "vdisk":
-      process.exitCode = await (cmd === "container" ? container : vdisk)(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
+    case "flist":
+      process.exitCode = await (cmd === "container" ? container : cmd === "vdisk" ? vdisk : flist)(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
       return;
     case "reboot":
     case "poweroff": {

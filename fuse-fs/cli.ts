@@ -205,13 +205,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      const e = err as Error & { code?: string; context?: unknown };
-      console.error(`zflist: ${e.name === "FlistError" || e.name === "StoreError" ? `${e.code}: ` : ""}${e.message}`);
-      process.exit(e.name === "FlistError" && e.code === "usage" ? 2 : 1);
-    },
-  );
+/** Runs one zflist command (argv without the program name), e.g. for `zos flist ...`; resolves to the exit code. */
+export async function zflist(argv: string[]): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    console.error(`zflist: ${e.name === "FlistError" || e.name === "StoreError" ? `${e.code}: ` : ""}${e.message}`);
+    return e.name === "FlistError" && e.code === "usage" ? 2 : 1;
+  }
 }
+
+if (import.meta.main) zflist(process.argv.slice(2)).then((code) => process.exit(code));

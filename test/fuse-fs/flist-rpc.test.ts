@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pack, signFlist } from "../../fuse-fs/index.ts";
 import { RpcClient } from "../../init/rpc/client.ts";
 import type { FlistMountInfo } from "../../init/methods/flist.ts";
-import { tempDir } from "../init/helpers.ts";
+import { bun, repoRoot, tempDir } from "../init/helpers.ts";
 import { startHostNode, type HostNode } from "../init/host-node.ts";
 import { isMounted } from "./helpers.ts";
 
@@ -85,6 +85,34 @@ test("trustedKeys: unsigned and foreign-signed flists are refused; one matching 
   await operator.call("flist.unmount", { mountpoint: mnt });
   expect(isMounted(mnt)).toBe(false);
 });
+
+test("zos flist mount|ls|unmount, and zflist's own subcommands through zos flist", async () => {
+  const home = join(t.path, "zos-home");
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, "key"), Buffer.from(node.keys.operator.seed).toString("hex") + "\n", { mode: 0o400 });
+  const zos = async (...args: string[]) => {
+    const p = Bun.spawn([bun, join(repoRoot, "cli/main.ts"), "--node", `127.0.0.1:${node.port}`, ...args], { env: { ...process.env, ZOS_CONFIG_DIR: home, ZOS_NODE: "" }, stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, out, err };
+  };
+  const mnt = join(t.path, "via-cli");
+  const mounted = await zos("flist", "mount", signed, "--mountpoint", mnt, "--trusted-key", signer.toUpperCase());
+  expect(mounted).toMatchObject({ code: 0, out: `${mnt}\n` });
+  expect(readFileSync(join(mnt, "etc/motd"), "utf8")).toBe("served by flist.mount\n");
+  const ls = await zos("flist", "ls");
+  expect(ls.code).toBe(0);
+  expect(ls.out).toContain(mnt);
+  expect(ls.out).toContain(signer.slice(0, 16));
+  const json = JSON.parse((await zos("--json", "flist", "ls")).out) as FlistMountInfo[];
+  expect(json.map((m) => m.mountpoint)).toEqual([mnt]);
+  expect(await zos("flist", "unmount", mnt)).toMatchObject({ code: 0, out: `unmounted ${mnt}\n` });
+  expect(isMounted(mnt)).toBe(false);
+  expect((await zos("flist", "unmount", mnt)).code).toBe(1);
+  expect((await zos("flist", "mount")).code).toBe(2);
+  const inspect = await zos("flist", "inspect", plain, "--json");
+  expect(inspect.code).toBe(0);
+  expect(JSON.parse(inspect.out)).toMatchObject({ files: 2 });
+}, 60_000);
 
 test("mounts are unmounted when the node shuts down", async () => {
   const mnt = join(t.path, "left-mounted");
