@@ -6,7 +6,7 @@
 // dead datacenter does not make every read wait for connect attempts and retries.
 import { ZdbClient, type ZdbAddress } from "../zdb/client.ts";
 import { StoreError, hex, type BlockId, type OpOptions } from "../types.ts";
-import { BackendResting, runOp, type OpPolicy } from "../ops.ts";
+import { BackendResting, asStoreError, runOp, type OpPolicy } from "../ops.ts";
 import { checkId, type ScannableBackend } from "./backend.ts";
 import type { BackendSpec } from "./url.ts";
 
@@ -17,6 +17,8 @@ export class ZdbBackend implements ScannableBackend {
   readonly url: string;
   private readonly policy: OpPolicy;
   private connecting: Promise<ZdbClient> | null = null;
+  /** The connection `connecting` resolved to, while it is believed healthy. */
+  private live: ZdbClient | null = null;
   private closed = false;
   private restingUntil = 0;
   /** A connection still selecting its namespace; close() ends it rather than waiting for it. */
@@ -59,8 +61,9 @@ export class ZdbBackend implements ScannableBackend {
       const attempt = this.connect(timeoutMs);
       this.connecting = attempt;
       attempt.then(
-        () => {
+        (c) => {
           this.restMs = 0;
+          if (this.connecting === attempt) this.live = c;
         },
         () => {
           if (this.connecting === attempt) this.connecting = null;
@@ -74,7 +77,9 @@ export class ZdbBackend implements ScannableBackend {
 
   /** Forgets a connection that failed, so the next attempt (a retry) dials again. */
   private drop(client: ZdbClient, err: unknown): void {
-    if (err instanceof StoreError && err.code === "unavailable" && this.connecting) {
+    if (!(err instanceof StoreError && err.code === "unavailable")) return;
+    if (this.live === client) this.live = null;
+    if (this.connecting) {
       const current = this.connecting;
       current.then((c) => {
         if (c === client && this.connecting === current) {
@@ -85,17 +90,40 @@ export class ZdbBackend implements ScannableBackend {
     }
   }
 
-  private async op<T>(op: string, id: BlockId | undefined, opts: OpOptions | undefined, fn: (c: ZdbClient, signal: AbortSignal, timeoutMs: number) => Promise<T>): Promise<T> {
+  /**
+   * Runs one command. On a live connection the first attempt goes straight to the client, whose
+   * per-command deadline and abort handling already bound it: no deadline timer, controller or
+   * listeners of its own, which at small block sizes cost more than the command. Only a failure
+   * that a retry may fix, or no connection yet, takes the full path (runOp: connect, retries, one
+   * deadline over all of it).
+   */
+  private op<T>(op: string, id: BlockId | undefined, opts: OpOptions | undefined, fn: (c: ZdbClient, signal: AbortSignal | undefined, timeoutMs: number) => Promise<T>): Promise<T> {
     if (id) checkId(id);
     const timeoutMs = opts?.timeoutMs ?? this.policy.timeoutMs;
-    return runOp({ backend: this.url, id: id && hex(id), op }, this.policy, opts, async (signal) => {
-      const c = await this.client(timeoutMs);
-      try {
-        return await fn(c, signal, timeoutMs);
-      } catch (err) {
-        this.drop(c, err);
-        throw err;
+    const ctx = { backend: this.url, id: id && hex(id), op };
+    const full = (policy: OpPolicy, deadlineMs: number) =>
+      runOp(ctx, policy, { signal: opts?.signal, timeoutMs: deadlineMs }, async (signal) => {
+        const c = await this.client(deadlineMs);
+        try {
+          return await fn(c, signal, deadlineMs);
+        } catch (err) {
+          this.drop(c, err);
+          throw err;
+        }
+      });
+    const live = this.live;
+    if (live === null || opts?.signal?.aborted) return full(this.policy, timeoutMs);
+    const started = performance.now();
+    return fn(live, opts?.signal, timeoutMs).catch((err) => {
+      this.drop(live, err);
+      const e = asStoreError(err, ctx);
+      const left = timeoutMs - (performance.now() - started);
+      if (e.code !== "unavailable" || this.policy.retries === 0 || left <= 0 || opts?.signal?.aborted) {
+        throw new StoreError(e.code, e.message, ctx, { cause: e.cause ?? e });
       }
+      // The connection broke under this command: dial again at once (a dead server makes the
+      // dial fail and the backend rest), with the retries and time that are left.
+      return full({ ...this.policy, retries: this.policy.retries - 1 }, left);
     });
   }
 
@@ -153,6 +181,7 @@ export class ZdbBackend implements ScannableBackend {
     this.closed = true;
     const current = this.connecting;
     this.connecting = null;
+    this.live = null;
     await this.handshaking?.close();
     if (current) await current.then((c) => c.close(), () => {});
   }

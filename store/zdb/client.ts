@@ -2,6 +2,9 @@
 // (coalesced into one socket write per tick) and replies are matched in order. Every command has
 // its own deadline: a backend that accepts and never answers rejects the caller with a StoreError
 // of code "timeout" instead of hanging it; the late reply, if it ever comes, is discarded.
+// Deadlines are kept by one watchdog timer per connection, armed for the earliest deadline of the
+// commands still waiting, rather than a timer per command: at tens of thousands of small commands
+// a second, timer and abort-listener bookkeeping cost more than the RESP framing.
 import { createHash } from "node:crypto";
 import type { Socket } from "bun";
 import { RespDecoder, RespError, RespFrameTooLarge, RespProtocolError, type RespValue } from "../resp/decoder.ts";
@@ -27,7 +30,10 @@ export type ZdbArg = string | Uint8Array;
 interface Pending {
   resolve: (v: RespValue) => void;
   reject: (e: StoreError) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** performance.now() after which the command fails with "timeout". */
+  deadline: number;
+  timeoutMs: number;
+  command: ZdbArg;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   settled: boolean;
@@ -54,6 +60,10 @@ export class ZdbClient {
   private flushScheduled = false;
   private closed = false;
   private readonly decoder: RespDecoder;
+  /** Commands sent and not yet settled; the watchdog runs only while there are some. */
+  private unsettled = 0;
+  private watchdog: ReturnType<typeof setTimeout> | undefined;
+  private watchdogAt = Infinity;
 
   private constructor(
     private socket: Socket<undefined> | null,
@@ -109,16 +119,15 @@ export class ZdbClient {
     if (this.closed) return Promise.reject(new StoreError("unavailable", `connection to ${this.label} is closed`, { backend: this.label }));
     if (opts.signal?.aborted) return Promise.reject(new StoreError("aborted", `${String(args[0])} aborted`, { backend: this.label }));
     return new Promise<RespValue>((resolve, reject) => {
-      const p: Pending = { resolve, reject, timer: undefined, signal: opts.signal, onAbort: undefined, settled: false };
       const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-      p.timer = setTimeout(
-        () => this.settle(p, new StoreError("timeout", `${String(args[0])} got no reply from ${this.label} within ${timeoutMs} ms`, { backend: this.label })),
-        timeoutMs,
-      );
+      const deadline = performance.now() + timeoutMs;
+      const p: Pending = { resolve, reject, deadline, timeoutMs, command: args[0], signal: opts.signal, onAbort: undefined, settled: false };
       if (opts.signal) {
         p.onAbort = () => this.settle(p, new StoreError("aborted", `${String(args[0])} aborted`, { backend: this.label }));
         opts.signal.addEventListener("abort", p.onAbort, { once: true });
       }
+      this.unsettled++;
+      if (deadline < this.watchdogAt) this.armWatchdog(deadline);
       this.queue.push(p);
       this.out.writer.command(args);
       if (!this.flushScheduled) {
@@ -219,10 +228,36 @@ export class ZdbClient {
     else this.settle(p, null, v);
   }
 
+  private armWatchdog(at: number): void {
+    clearTimeout(this.watchdog);
+    this.watchdogAt = at;
+    this.watchdog = setTimeout(() => this.expire(), Math.max(0, at - performance.now()));
+  }
+
+  /** Fails every command past its deadline and re-arms for the earliest one left. */
+  private expire(): void {
+    this.watchdog = undefined;
+    this.watchdogAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const p = this.queue[i];
+      if (p.settled) continue;
+      if (p.deadline <= now) {
+        this.settle(p, new StoreError("timeout", `${String(p.command)} got no reply from ${this.label} within ${p.timeoutMs} ms`, { backend: this.label }));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Infinity) this.armWatchdog(next);
+  }
+
   private settle(p: Pending, err: StoreError | null, value?: RespValue): void {
     if (p.settled) return;
     p.settled = true;
-    clearTimeout(p.timer);
+    if (--this.unsettled === 0 && this.watchdog !== undefined) {
+      clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+      this.watchdogAt = Infinity;
+    }
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
     if (err) p.reject(err);
     else p.resolve(value ?? null);

@@ -132,6 +132,42 @@ function namespaceInfo(ns: Namespace): string {
   ].join("\n");
 }
 
+/**
+ * Runs consecutive SETs of one connection (each args = ["SET", key, value]) as one write to the
+ * namespace (Namespace.putMany) and writes their replies in order: the key (the new id in seq
+ * mode), nil when the value was unchanged, or the error of that SET alone.
+ */
+export function setMany(s: Session, sets: Args[], out: RespWriter): void {
+  // Per SET: its own argument error, or its place among the items written.
+  const refused: (ZdbError | undefined)[] = [];
+  const items: { key: Uint8Array; value: Uint8Array }[] = [];
+  for (const args of sets) {
+    try {
+      items.push({ key: key(args[1]), value: args[2] });
+      refused.push(undefined);
+    } catch (err) {
+      if (!(err instanceof ZdbError)) throw err;
+      refused.push(err);
+    }
+  }
+  let results: (Uint8Array | null | ZdbError)[] = [];
+  if (items.length > 0) {
+    try {
+      results = s.forWrite().putMany(items);
+    } catch (err) {
+      if (!(err instanceof ZdbError)) throw err;
+      results = items.map(() => err);
+    }
+  }
+  let next = 0;
+  for (const r0 of refused) {
+    const r = r0 ?? results[next++];
+    if (r === null) out.nil();
+    else if (r instanceof ZdbError) out.error(r.message);
+    else out.bulk(r);
+  }
+}
+
 export const commands: Record<string, Command> = {
   PING: {
     min: 1,
@@ -200,12 +236,7 @@ export const commands: Record<string, Command> = {
   SET: {
     min: 3,
     max: 3,
-    run: (_c, s, args, out) => {
-      const k = key(args[1]);
-      const stored = s.forWrite().put(k, args[2]);
-      if (stored === null) out.nil();
-      else out.bulk(stored);
-    },
+    run: (_c, s, args, out) => setMany(s, [args], out),
   },
 
   GET: {

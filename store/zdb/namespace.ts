@@ -437,6 +437,139 @@ export class Namespace {
     return key;
   }
 
+  /**
+   * Stores a run of values, as put() would one after the other, with one data write and one index
+   * write for the whole run: at small values the two syscalls per entry cost more than the bytes.
+   * Each entry is planned against the namespace plus the entries planned before it (overwrites,
+   * unchanged values, maxsize), written, and only then applied to the in-memory index; if the
+   * write fails the files are cut back and every entry goes through put() on its own, so each
+   * gets exactly the answer (stored, or its own error) it would have had alone. Sequential
+   * namespaces, and a run that would start a new data file, take put() per entry.
+   * Returns per entry what put() returns, or the ZdbError it throws.
+   */
+  putMany(items: { key: Uint8Array; value: Uint8Array }[]): (Uint8Array | null | ZdbError)[] {
+    const results: (Uint8Array | null | ZdbError)[] = [];
+    const one = (i: number) => {
+      try {
+        results[i] = this.put(items[i].key, items[i].value);
+      } catch (err) {
+        if (!(err instanceof ZdbError)) throw err;
+        results[i] = err;
+      }
+    };
+    if (items.length < 2 || this.settings.mode === "seq") {
+      for (let i = 0; i < items.length; i++) one(i);
+      return results;
+    }
+    const a = this.active;
+    const planned: { item: number; keyStr: string; crc: number; offset: number }[] = [];
+    // What this run has stored so far, by key: overrides the index while planning.
+    const overlay = new Map<string, { size: number; klen: number; crc: number; value: Uint8Array }>();
+    let used = this.usedBytes;
+    let end = a.dataSize;
+    let i = 0;
+    for (; i < items.length; i++) {
+      const { key, value } = items[i];
+      if (key.length === 0) {
+        results[i] = new ZdbError("arguments", "Invalid key: empty");
+        continue;
+      }
+      const len = entryLength(key.length, value.length);
+      if (end + len > this.cfg.datasize && end > FILE_HEADER_SIZE) break; // the rest starts a new file
+      const keyStr = Buffer.from(key.buffer, key.byteOffset, key.length).toString("latin1");
+      const crc = crc32c(value) >>> 0;
+      const pending = overlay.get(keyStr);
+      const old = pending ?? this.entries.get(keyStr);
+      if (old !== undefined) {
+        if (this.settings.worm) {
+          results[i] = new ZdbError("read-only", "Namespace is in worm mode: keys cannot be overwritten");
+          continue;
+        }
+        if (old.size === value.length && old.crc === crc) {
+          const same = pending ? Buffer.from(pending.value.buffer, pending.value.byteOffset, pending.value.length).equals(value) : this.sameBytes(old as Entry, value);
+          if (same) {
+            results[i] = null;
+            continue;
+          }
+        }
+      }
+      const next = used - (old ? old.klen + old.size : 0) + key.length + value.length;
+      if (this.settings.maxsize > 0 && next > this.settings.maxsize) {
+        results[i] = new ZdbError("full", "No space left on this namespace (maxsize reached)");
+        continue;
+      }
+      used = next;
+      overlay.set(keyStr, { size: value.length, klen: key.length, crc, value });
+      planned.push({ item: i, keyStr, crc, offset: end });
+      results[i] = key;
+      end += len;
+    }
+    if (planned.length > 0 && !this.appendRun(planned.map((p) => ({ key: items[p.item].key, keyStr: p.keyStr, value: items[p.item].value, crc: p.crc, offset: p.offset })))) {
+      for (const p of planned) one(p.item);
+    }
+    for (; i < items.length; i++) one(i);
+    return results;
+  }
+
+  /**
+   * Writes planned entries (offsets already assigned from the active file's end, in order) with
+   * one pwritev and one index write, and applies them to the index. False when a write failed; the
+   * files are then cut back as they were and nothing was applied.
+   */
+  private appendRun(run: { key: Uint8Array; keyStr: string; value: Uint8Array; crc: number; offset: number }[]): boolean {
+    const a = this.active;
+    const timestamp = now();
+    let headerBytes = 0;
+    for (const r of run) headerBytes += ENTRY_HEADER_SIZE + r.key.length;
+    const headers = Buffer.allocUnsafe(headerBytes);
+    const records = Buffer.allocUnsafe(headerBytes + run.length * (INDEX_RECORD_HEADER_SIZE - ENTRY_HEADER_SIZE));
+    const iov: Uint8Array[] = [];
+    let h = 0;
+    let rlen = 0;
+    let previous = a.previous;
+    for (const r of run) {
+      const meta: EntryMeta = { key: r.key, flags: 0, offset: r.offset, size: r.value.length, timestamp, crc: r.crc };
+      const n = encodeEntryHeader(headers.subarray(h), meta, previous);
+      iov.push(headers.subarray(h, h + n));
+      if (r.value.length > 0) iov.push(r.value);
+      h += n;
+      rlen += encodeIndexRecord(records.subarray(rlen), meta);
+      previous = r.offset;
+    }
+    const last = run[run.length - 1];
+    const end = last.offset + entryLength(last.key.length, last.value.length);
+    try {
+      // IOV_MAX is 1024 on Linux: the writes are positional, so any split point will do.
+      let at = a.dataSize;
+      for (let from = 0; from < iov.length; from += 1024) {
+        const slice = iov.slice(from, from + 1024);
+        const want = slice.reduce((n, b) => n + b.length, 0);
+        const n = fs.writevSync(a.dataFd, slice, at);
+        if (n !== want) throw Object.assign(new Error(`short write of ${n} of ${want} bytes`), { code: "ENOSPC" });
+        at += n;
+      }
+      const m = fs.writeSync(a.indexFd, records, 0, rlen, a.indexSize);
+      if (m !== rlen) throw Object.assign(new Error(`short write of ${m} of ${rlen} bytes`), { code: "ENOSPC" });
+    } catch {
+      try {
+        fs.ftruncateSync(a.dataFd, a.dataSize);
+        fs.ftruncateSync(a.indexFd, a.indexSize);
+      } catch {
+        // put() per entry reports the error; recovery at restart cuts any partial tail.
+      }
+      return false;
+    }
+    a.dataSize = end;
+    a.indexSize += rlen;
+    a.previous = last.offset;
+    this.dirty = true;
+    for (const r of run) {
+      this.retire(r.keyStr);
+      this.track({ key: r.keyStr, file: a.id, offset: r.offset, klen: r.key.length, size: r.value.length, timestamp, crc: r.crc, live: true });
+    }
+    return true;
+  }
+
   private sameBytes(e: Entry, value: Uint8Array): boolean {
     const b = Buffer.allocUnsafe(e.size);
     return this.readPayload(e, b, 0) && b.equals(value);

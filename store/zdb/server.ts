@@ -6,12 +6,14 @@
 // completes later, and the connection holds its following commands until it does, while other
 // connections keep being served. Under fsync=always the namespaces written by a batch are fsynced
 // once before the batch's replies are sent (group commit); if that fails the connection is closed
-// without replying, so nothing unsynced is acknowledged.
+// without replying, so nothing unsynced is acknowledged. Consecutive SETs of one event are
+// collected and written to their namespace together (one data and one index write, see
+// Namespace.putMany) before the next other command runs, so replies and effects keep their order.
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
 import * as fs from "node:fs";
 import { RespDecoder, RespFrameTooLarge, RespProtocolError, type RespValue } from "../resp/decoder.ts";
 import { Outbox } from "../resp/outbox.ts";
-import { commands, type ZdbContext } from "./commands.ts";
+import { commands, setMany, type ZdbContext } from "./commands.ts";
 import { ZdbError } from "./errors.ts";
 import { Namespace, isValidNamespaceName, type FsyncPolicy, type StorageConfig } from "./namespace.ts";
 import { Session } from "./session.ts";
@@ -41,6 +43,13 @@ const MAX_BACKLOG = 64 * 1024 * 1024;
 
 const commandTable = new Map(Object.entries(commands));
 
+/** A SET with its two arguments, in any letter case. */
+function isSet(v: RespValue | RespFrameTooLarge): v is Buffer[] {
+  if (!Array.isArray(v) || v.length !== 3 || !isCommand(v)) return false;
+  const name = v[0];
+  return name.length === 3 && (name[0] | 0x20) === 0x73 && (name[1] | 0x20) === 0x65 && (name[2] | 0x20) === 0x74;
+}
+
 function isCommand(v: RespValue): v is Buffer[] {
   if (!Array.isArray(v) || v.length === 0) return false;
   for (let i = 0; i < v.length; i++) if (!(v[i] instanceof Uint8Array)) return false;
@@ -52,6 +61,8 @@ class Connection {
   readonly out: Outbox;
   private readonly decoder: RespDecoder;
   private waiting: (RespValue | RespFrameTooLarge)[] = [];
+  /** Consecutive SETs received and not yet run: they are written to the namespace together. */
+  private sets: Buffer[][] = [];
   private busy = false;
   private closed = false;
 
@@ -69,11 +80,13 @@ class Connection {
       this.decoder.push(chunk);
     } catch (err) {
       if (!(err instanceof RespProtocolError)) throw err;
+      this.runSets();
       this.out.writer.error(`Protocol error: ${err.message}`);
       this.flush();
       this.close();
       return;
     }
+    this.runSets();
     if (!this.busy) this.flush();
   }
 
@@ -85,6 +98,11 @@ class Connection {
   private execute(v: RespValue | RespFrameTooLarge): void {
     const out = this.out.writer;
     this.server.commandsExecuted++;
+    if (isSet(v)) {
+      this.sets.push(v);
+      return;
+    }
+    this.runSets();
     if (v instanceof RespFrameTooLarge) {
       out.error(`Limit exceeded: ${v.message}`);
       return;
@@ -127,6 +145,22 @@ class Connection {
     }
   }
 
+  /** Runs the SETs collected so far as one write; their replies go out in order, as always. */
+  private runSets(): void {
+    if (this.sets.length === 0) return;
+    const sets = this.sets;
+    this.sets = [];
+    const out = this.out.writer;
+    const mark = out.length;
+    try {
+      setMany(this.session, sets, out);
+    } catch (err) {
+      out.rewind(mark);
+      this.server.log(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+      for (let i = 0; i < sets.length; i++) out.error(`Internal error: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+
   private fail(err: unknown, mark: number): void {
     const out = this.out.writer;
     out.rewind(mark);
@@ -141,6 +175,7 @@ class Connection {
   private resume(): void {
     this.busy = false;
     while (!this.busy && this.waiting.length > 0) this.execute(this.waiting.shift()!);
+    this.runSets();
     if (!this.busy) this.flush();
   }
 
@@ -178,6 +213,7 @@ class Connection {
   onClose(): void {
     this.closed = true;
     this.waiting = [];
+    this.sets = [];
     this.out.clear();
   }
 }
