@@ -9,8 +9,9 @@
 //  - a container mounts a vdisk by URL (attached, made ext4 on first use), writes a file, is deleted
 //    (the vdisk is detached with it) and recreated: the file is still there and no mkfs ran again;
 //  - a persistent container (overlay upper dir on a vdisk) keeps what it wrote to its root;
-//  - vdisk.attach/list/detach over RPC (bad calls refused), a container using a vdisk attached that
-//    way, and poweroff detaching the still-attached vdisk before the node powers off.
+//  - vdisk.attach/list/detach over RPC (bad calls refused), read-only and read-write, containers
+//    using vdisks attached that way, and poweroff detaching the still-attached vdisk before the
+//    node powers off.
 // Prints a timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
 // Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -110,7 +111,8 @@ describe("containers on a node in QEMU", () => {
       const cg = await call<{ code: number; stdout: string }>("container.exec", { name: "web", args: ["cat", "/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/memory.max"] });
       expect({ code: cg.code, lines: cg.stdout.trim().split("\n") }).toEqual({ code: 0, lines: ["32", "50000 100000", String(64 << 20)] });
       expect((await info("web")).resources?.pids).toBeGreaterThanOrEqual(1);
-      await call("container.delete", { name: "web" });
+      // a container's PID 1 (httpd here) ignores SIGTERM: no need to wait the default 10 s for SIGKILL
+      await call("container.delete", { name: "web", timeoutMs: 1000 });
       vm.mark("web container deleted");
 
       // over its memory limit: dd's 64 MiB buffer in a 16 MiB cgroup; on-failure restarts it
@@ -157,6 +159,16 @@ describe("containers on a node in QEMU", () => {
       await call("container.delete", { name: "keeper" });
       vm.mark("persistent container's root kept on a vdisk");
 
+      // read-only: the same export attached over RPC with readOnly; a container reads but cannot write
+      const ro = await call<VdiskInfo>("vdisk.attach", { name: "ro", url: ctrUrl, format: "ext4", mountpoint: "/mnt/ro", readOnly: true }, 120_000);
+      expect(ro).toMatchObject({ readOnly: true, formatted: false, mountpoint: "/mnt/ro" });
+      await create({ name: "reader", mounts: [{ type: "vdisk", vdisk: "ro", target: "/d" }], args: ["/bin/sh", "-c", "cat /d/file; touch /d/new 2>/dev/null && echo writable || echo read-only"] });
+      expect(await exited("reader")).toMatchObject({ code: 0 });
+      expect(await logLines("reader")).toEqual([secret, "read-only"]);
+      await call("container.delete", { name: "reader" });
+      expect(await call("vdisk.detach", { name: "ro" })).toEqual({ detached: "ro" });
+      vm.mark("read-only vdisk");
+
       // vdisk RPC: bad calls refused and nothing left; attach with a mountpoint, use it from a container
       const directUrl = `nbd://10.0.2.2:${vdisks.port}/direct`;
       expect((await callError("vdisk.attach", { name: "x", url: "http://10.0.2.2/direct" })).code).toBe("bad-params");
@@ -169,7 +181,7 @@ describe("containers on a node in QEMU", () => {
       await create({ name: "user", mounts: [{ type: "vdisk", vdisk: "direct", target: "/d" }], args: ["/bin/sh", "-c", "echo kept > /d/f && cat /d/f && sleep 600"] });
       await until("the user container's output", async () => ((await logLines("user")).includes("kept") ? true : null));
       expect((await callError("vdisk.detach", { name: "direct" })).code).toBe("conflict");
-      await call("container.delete", { name: "user" });
+      await call("container.delete", { name: "user", timeoutMs: 1000 });
       expect(await call<VdiskInfo[]>("vdisk.list")).toEqual([expect.objectContaining({ name: "direct", users: [] })]);
       vm.mark("vdisk attached over RPC, used by a container");
 
