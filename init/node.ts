@@ -1,6 +1,6 @@
 // A running node: identity, supervisor, orphan reaper and RPC server, wired together. Both PID 1
 // mode and host mode build one of these; they differ only in boot steps and what shutdown ends with.
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json";
 import { keyId, type KeyPair } from "./identity/ed25519.ts";
@@ -92,23 +92,41 @@ export class NodeRuntime {
     this.registry.registerMethods(nodeMethods(this, this.registry));
     this.registry.registerMethods(serviceMethods(this.supervisor));
     this.registry.registerMethods(vdiskMethods(this.vdisks));
-    // loaded on its own: the container stack pulls in the store and the native addon, and a failure
-    // there (say, an addon missing from the image) must cost the node its containers, not PID 1
-    this.containersLoaded = import("./containers/index.ts")
-      .then((m) => {
-        this.containers = m.startContainers(this.registry, this.config.stateDir, this.vdisks);
-        this.health.ok("containers");
-      })
-      .catch((e) => {
-        log.error("container support unavailable", e);
-        this.health.fail("containers", e);
-      });
-    this.flistsLoaded = import("./methods/flist.ts")
-      .then((m) => void (this.flists = m.startFlists(this.registry, this.config.stateDir)))
-      .catch((e) => {
-        log.error("flist mounts unavailable", e);
-        this.health.fail("flists", e);
-      });
+    // Containers and flists pull in the store, fuse-fs, yaml and the native addon: ~15 MiB of RSS an
+    // idle node does without. They load on their first call, or now when a previous run left
+    // containers to adopt or mounts to clear. Each loads on its own, so a failure there (say, an addon
+    // missing from the image) costs the node that part, not PID 1.
+    const state = this.config.stateDir;
+    this.registry.registerLazy("container", () => {
+      const loading = import("./containers/index.ts").then(
+        (m) => {
+          this.containers = m.startContainers(this.registry, state, this.vdisks);
+          this.health.ok("containers");
+        },
+        (e) => {
+          log.error("container support unavailable", e);
+          this.health.fail("containers", e);
+          throw e;
+        },
+      );
+      this.containersLoaded = loading.catch(() => {});
+      return loading;
+    });
+    this.registry.registerLazy("flist", () => {
+      const loading = import("./methods/flist.ts").then(
+        (m) => void (this.flists = m.startFlists(this.registry, state)),
+        (e) => {
+          log.error("flist mounts unavailable", e);
+          this.health.fail("flists", e);
+          throw e;
+        },
+      );
+      this.flistsLoaded = loading.catch(() => {});
+      return loading;
+    });
+    this.health.ok("containers", "loads on the first container call");
+    if (hasEntries(join(state, "containers", "specs"))) void this.registry.loadFor("container.")?.catch(() => {});
+    if (hasEntries(join(state, "flists", "mounts"))) void this.registry.loadFor("flist.")?.catch(() => {});
     const rpc = new RpcServer({ identity: this.identity, registry: this.registry, trust: this.config.trust });
     this.rpc = rpc;
     if (this.config.trust.size === 0) log.warn("no trusted keys configured: every RPC call will be rejected (pass zos.admin=<key>)");
@@ -148,10 +166,14 @@ export class NodeRuntime {
       // after the containers and services that may write to them, before the final step ends every
       // process and unmounts: their NBD connections must still be up to flush
       await this.vdisks.shutdown();
-      this.rpc?.stop();
+      await this.rpc?.stop();
       this.reaper.stop();
       await this.config.finishShutdown(kind);
     })();
     return this.shuttingDown;
   }
+}
+
+function hasEntries(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).length > 0;
 }

@@ -34,6 +34,12 @@ export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record
     }),
     "node.reboot": shutdownMethod("reboot"),
     "node.poweroff": shutdownMethod("poweroff"),
-    "rpc.methods": method({ role: "reader", summary: "the methods this node serves and the role each needs", params: s.object({}), handler: async () => registry.list() }),
+    "rpc.methods": method({
+      role: "reader", summary: "the methods this node serves and the role each needs", params: s.object({}),
+      handler: async () => {
+        await registry.loadAll(); // the list is complete only with the parts that load on first use
+        return registry.list();
+      },
+    }),
   };
 }

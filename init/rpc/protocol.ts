@@ -17,7 +17,7 @@ import { createHash, randomBytes } from "node:crypto";
 // "cbor-x/encode" resolves to its index.js: the same codec without loading the optional native
 // cbor-extract addon, which would cost PID 1 about 6 MiB of RSS for no gain on small frames.
 import { Encoder } from "cbor-x/encode";
-import { signMessage, verifySignature, type KeyPair } from "../identity/ed25519.ts";
+import { signMessage, signMessageAsync, verifySignature, type KeyPair } from "../identity/ed25519.ts";
 import type { RpcErrorCode } from "./errors.ts";
 
 export const DEFAULT_TCP_PORT = 7722;
@@ -112,9 +112,11 @@ export function encodeRequest(key: KeyPair, method: string, params: unknown, id:
   return { bytes: frame(cbor.encode({ b, s: signMessage(key, requestDigest(b)) })), body };
 }
 
-export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">): Uint8Array {
+/** Encodes a response body at once and signs it on the crypto thread pool. `size` (the body's
+ * length) is known before the signature, so a server can bound what it has queued for a peer. */
+export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">): { size: number; framed: Promise<Uint8Array> } {
   const b = cbor.encode({ ...body, k: key.publicKey, t: Date.now() });
-  return frame(cbor.encode({ b, s: signMessage(key, responseDigest(b)) }));
+  return { size: b.length, framed: signMessageAsync(key, responseDigest(b)).then((s) => frame(cbor.encode({ b, s }))) };
 }
 
 export function isBytes(v: unknown, len?: number): v is Uint8Array {

@@ -37,6 +37,32 @@ export const methodNamePattern = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$/;
 
 export class MethodRegistry {
   private table = new Map<string, MethodDef>();
+  /** Namespace ("container") -> how to load and register its methods, for parts idle PID 1 does not need. */
+  private lazy = new Map<string, { load: () => Promise<void>; loading: Promise<void> | null }>();
+
+  /**
+   * Registers a namespace whose methods load on first use: `load` imports the part and registers
+   * its "<namespace>.*" methods. Until a call arrives the part costs PID 1 no memory (the container
+   * stack with the store, yaml and the native addon is ~15 MiB of RSS). A failed load is kept, so
+   * every later call gets the same error instead of retrying a broken part.
+   */
+  registerLazy(namespace: string, load: () => Promise<void>): void {
+    if (this.lazy.has(namespace)) throw new Error(`lazy namespace '${namespace}' is already registered`);
+    this.lazy.set(namespace, { load, loading: null });
+  }
+
+  /** Loads the lazy namespace that `name` belongs to; null when no lazy namespace covers it. */
+  loadFor(name: string): Promise<void> | null {
+    const entry = this.lazy.get(name.slice(0, name.indexOf(".")));
+    if (!entry) return null;
+    entry.loading ??= entry.load();
+    return entry.loading;
+  }
+
+  /** Loads every lazy namespace (for a full method list); failures leave their methods out. */
+  async loadAll(): Promise<void> {
+    await Promise.allSettled([...this.lazy.keys()].map((ns) => this.loadFor(`${ns}.`)));
+  }
 
   registerMethods(methods: Record<string, MethodDef<any>>): void {
     for (const [name, def] of Object.entries(methods)) {

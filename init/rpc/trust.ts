@@ -17,6 +17,11 @@ export class TrustStore {
     return this.keys.get(keyId(key));
   }
 
+  /** The role of a key given by its id (base58, as keyId returns). */
+  roleOfId(id: string): Role | undefined {
+    return this.keys.get(id);
+  }
+
   get size(): number {
     return this.keys.size;
   }

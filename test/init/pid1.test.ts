@@ -81,10 +81,11 @@ test("PID 1 boots, reaps orphans, keeps exit codes, and reboots on SIGTERM after
 test("PID 1 survives a part that fails to load, and powers off over RPC", async () => {
   // the container stack needs the native addon; without it only container support is lost
   const n = await bootInNamespace(() => ({ idle: "exec: sleep 1000\n" }), { ZOS_NATIVE_PATH: "/nonexistent/zos_native.node" });
-  const info = await until(async () => {
-    const i = await n.client.call<{ health: Record<string, { ok: boolean; detail: string }> }>("node.info");
-    return i.health.containers ? i : null;
-  }, "container support to load or fail");
+  // container support loads on the first container call, which gets a typed error naming the cause
+  const call = await n.client.call("container.list").then(() => null, (e) => e as { code: string; message: string });
+  expect(call).toMatchObject({ code: "unavailable" });
+  expect(call!.message).toContain("native addon");
+  const info = await n.client.call<{ health: Record<string, { ok: boolean; detail: string }> }>("node.info");
   expect(info.health.containers).toMatchObject({ ok: false });
   expect(info.health.containers.detail).toContain("native addon");
   expect(await n.client.call("node.poweroff")).toEqual({ accepted: "poweroff" });
