@@ -4,6 +4,8 @@ import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "./nbd/export.
 import { segments } from "./segments.ts";
 
 const PAGE = 64 * 1024;
+/** Read-only by convention: the data of every unallocated page. */
+const ZERO_PAGE = new Uint8Array(PAGE);
 
 export class MemoryExport implements BlockExport {
   readonly multiConn = true; // one process-wide state, nothing cached per connection
@@ -34,6 +36,10 @@ export class MemoryExport implements BlockExport {
   readCached(into: Uint8Array, offset: number): boolean {
     this.read(into, offset);
     return true;
+  }
+
+  cachedViews(offset: number, length: number): Uint8Array[] {
+    return segments(offset, length, PAGE).map((s) => (this.pages.get(s.block) ?? ZERO_PAGE).subarray(s.within, s.within + s.length));
   }
 
   write(data: Uint8Array, offset: number): void {

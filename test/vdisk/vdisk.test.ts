@@ -130,6 +130,32 @@ describe("real clients against a vdisk", () => {
     expect(createHash("sha256").update(await Bun.file(back).bytes()).digest("hex")).toBe(createHash("sha256").update(await Bun.file(img).bytes()).digest("hex"));
   });
 
+  test("large reads sent straight from the cache: pipelined 1 MiB reads over data, holes and block edges, beyond what the socket holds, come back whole", async () => {
+    await s.manager.create("views", 16 * MiB);
+    await serve(s, "views");
+    const model = new Uint8Array(16 * MiB);
+    const c = await RawClient.connect(s.port);
+    await c.handshake("views");
+    const a = randomBytes(3 * MiB, 31);
+    const b = randomBytes(3 * MiB, 32);
+    c.request(1, 0, a.length, { cookie: 1, payload: a });
+    c.request(1, 5 * MiB + 12_345, b.length, { cookie: 2, payload: b });
+    model.set(a, 0);
+    model.set(b, 5 * MiB + 12_345);
+    for (let i = 0; i < 2; i++) expect((await c.simpleReply())?.error).toBe(0);
+    // 48 reads of 1 MiB + 4 KiB (about 50 MiB, far more than a socket buffer), sent without reading.
+    const LEN = MiB + 4096;
+    const offsets = Array.from({ length: 48 }, (_, i) => (i * 777_777) % (16 * MiB - LEN));
+    offsets.forEach((off, i) => c.request(0, off, LEN, { cookie: 100 + i }));
+    for (let i = 0; i < offsets.length; i++) {
+      const r = await c.simpleReply(LEN);
+      expect(r?.error).toBe(0);
+      const off = offsets[r!.cookie - 100];
+      expect(Buffer.from(r!.data!).equals(model.subarray(off, off + LEN))).toBe(true);
+    }
+    c.destroy();
+  });
+
   test("fio random writes verified with crc32c, queue depth 32, four connections, through a 4 MiB cache", async () => {
     const t = await setup("fio", { cacheBytes: 4 * MiB });
     try {

@@ -114,6 +114,27 @@ export class Vdisk implements BlockExport {
     return true;
   }
 
+  cachedViews(offset: number, length: number): Uint8Array[] | null {
+    const segs = segments(offset, length, this.bs);
+    const views: Uint8Array[] = [];
+    for (const s of segs) {
+      const e = this.cacheMap.get(s.block);
+      if (e) {
+        views.push(e.data.subarray(s.within, s.within + s.length));
+        this.touch(s.block, e);
+      } else if (this.map.isHole(s.block)) views.push(this.zeroBlock.subarray(0, s.length));
+      else return null;
+    }
+    return views;
+  }
+
+  /** Read-only by convention: what holes read as, shared by every view of a hole. */
+  private get zeroBlock(): Uint8Array {
+    return (this.zeroes ??= new Uint8Array(this.bs));
+  }
+
+  private zeroes: Uint8Array | null = null;
+
   read(into: Uint8Array, offset: number): void | Promise<void> {
     if (this.readCached(into, offset)) return;
     let waits: Promise<void>[] | null = null;

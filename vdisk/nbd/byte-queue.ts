@@ -12,7 +12,8 @@ export class ByteQueue {
     this.length += chunk.length;
   }
 
-  take(n: number): Uint8Array {
+  /** The next n bytes; when they straddle chunks they are copied into `alloc(n)` (default: a new array). */
+  take(n: number, alloc: (n: number) => Uint8Array = (k) => new Uint8Array(k)): Uint8Array {
     if (n > this.length) throw new RangeError(`take(${n}) with ${this.length} bytes queued`);
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
@@ -21,7 +22,7 @@ export class ByteQueue {
       this.advance(n);
       return out;
     }
-    const out = new Uint8Array(n);
+    const out = alloc(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0];

@@ -5,7 +5,7 @@
 import type { BlockExport, Extent } from "./export.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { ReplyWriter } from "./reply-writer.ts";
-import { MIN_POOLED, replyBuffers } from "./buffer-pool.ts";
+import { MIN_POOLED, ioBuffers } from "./buffer-pool.ts";
 import { Negotiator, type ExportRegistry, type Session } from "./handshake.ts";
 import { NbdError, NbdProtocolError, errnoOf } from "./errors.ts";
 import * as P from "./protocol.ts";
@@ -161,7 +161,9 @@ export class NbdConnection {
         const req = this.pendingWrite;
         if (this.queue.length < req.length) return;
         this.pendingWrite = null;
-        this.start(req, this.queue.take(req.length));
+        let pooled: Uint8Array | null = null;
+        const payload = this.queue.take(req.length, (n) => (pooled = ioBuffers.take(n)));
+        this.start(req, payload, pooled);
         continue;
       }
       if (this.queue.length < P.REQUEST_HEADER_LENGTH) return;
@@ -216,7 +218,7 @@ export class NbdConnection {
   }
 
   /** Validates and runs one request; its reply is queued when it settles. */
-  private start(req: Request, payload: Uint8Array | null): void {
+  private start(req: Request, payload: Uint8Array | null, pooled: Uint8Array | null = null): void {
     const exp = this.session!.export;
     if (req.type === P.CMD_READ && this.readCached(req, exp)) return;
     const held = req.type === P.CMD_READ ? req.length : 0;
@@ -226,6 +228,7 @@ export class NbdConnection {
     const done = () => {
       this.inflightRequests--;
       this.inflightBytes -= held + payloadBytes;
+      if (pooled) ioBuffers.give(pooled); // the export copied what it keeps
       this.updateFlow();
     };
     let result: void | Promise<void>;
@@ -320,7 +323,14 @@ export class NbdConnection {
     }
     const headerLength = this.readHeaderLength();
     const buf = this.writer.reserve(headerLength + req.length);
-    if (!buf) return false;
+    if (!buf) {
+      // Too large to copy into the batch: sent straight from the export's memory.
+      const views = exp.cachedViews(req.offset, req.length);
+      if (!views) return false;
+      this.readHeader(this.writer.reserve(headerLength)!, req);
+      this.writer.sendViews(views);
+      return true;
+    }
     if (!exp.readCached(buf.subarray(headerLength), req.offset)) {
       this.writer.unreserve(buf);
       return false;
@@ -333,8 +343,8 @@ export class NbdConnection {
   private doRead(req: Request, exp: BlockExport): void | Promise<void> {
     const headerLength = this.readHeaderLength();
     // Not zero-filled: every byte is written below or by read(). Large ones are reused.
-    const buf = replyBuffers.take(headerLength + req.length);
-    const release = buf.length >= MIN_POOLED ? () => replyBuffers.give(buf) : undefined;
+    const buf = ioBuffers.take(headerLength + req.length);
+    const release = buf.length >= MIN_POOLED ? () => ioBuffers.give(buf) : undefined;
     const sendReply = () => this.writer.send(buf, release);
     this.readHeader(buf, req);
     const r = exp.read(buf.subarray(headerLength), req.offset);

@@ -45,6 +45,13 @@ export interface BlockExport {
    * synchronously, in place in its reply batch.
    */
   readCached(into: Uint8Array, offset: number): boolean;
+  /**
+   * The bytes at `offset` as views of the export's own memory, in order, when every byte is at
+   * hand; else null. Large reads are sent from them without a copy, so the views must stay valid
+   * (never reused for other data); a later write may still change them before they are sent,
+   * which a read concurrent with that write is allowed to see.
+   */
+  cachedViews(offset: number, length: number): Uint8Array[] | null;
   /** Stores `data` (which the export must copy if it keeps it) at `offset`. */
   write(data: Uint8Array, offset: number, fua: boolean): MaybePromise<void>;
   /** Makes every write that has completed durable. */
