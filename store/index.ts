@@ -7,6 +7,9 @@ export { isScannable, type ScannableBackend } from "./backends/backend.ts";
 export { RoutedStore, parseRoute, type Route, type RouteSpec } from "./routes.ts";
 export { encodeBlock, decodeBlock, putBlock, getBlock, MAX_PLAIN_LENGTH, type BlockRef, type EncodedBlock } from "./chunk.ts";
 export { defaultPolicy, type OpPolicy } from "./ops.ts";
+// putMany(backend, blocks: { id, data }[], { concurrency?, timeoutMs?, signal? }) => Promise<(StoreError | null)[]>:
+// many blocks at once, per-block outcomes; cheapest on an ErasureStore (its own putMany).
+export { putMany, type PutManyOptions } from "./put-many.ts";
 export { ErasureStore, groupCapFor, type ErasureMember, type ErasureOptions, type ShardProbe } from "./erasure/store.ts";
 export { Placement, type PlacementMember } from "./erasure/placement.ts";
 export { parseConfig, loadConfig, openConfiguredStore, type StoreConfig } from "./config.ts";

@@ -6,7 +6,7 @@
 // never answers costs hedgeMs, not a timeout. The first k shards that verify rebuild the block.
 // If the targets cannot supply k (placement changed and repair has not run yet), every other
 // backend in the set is asked too: a shard is self-describing, so it is usable wherever it sits.
-import { rsEncode, rsReconstruct } from "../../native/index.ts";
+import { rsEncodeInto, rsReconstruct } from "../../native/index.ts";
 import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from "../types.ts";
 import { runOp, asStoreError, type OpPolicy } from "../ops.ts";
 import { checkId, isScannable } from "../backends/backend.ts";
@@ -97,10 +97,8 @@ export class ErasureStore implements BlockBackend {
       dataPayloads[i].set(piece);
       dataPayloads[i].fill(0, piece.length); // zero padding past the end of the block
     }
-    if (m > 0) {
-      const parity = rsEncode(k, m, dataPayloads);
-      for (let j = 0; j < m; j++) framePayload(frames[k + j]).set(parity[j]);
-    }
+    // Parity goes straight into its frames (recycled ones when pooled): no allocation, no copy.
+    if (m > 0) rsEncodeInto(k, m, dataPayloads, frames.slice(k).map(framePayload));
     for (const f of frames) sealFrame(id, f);
     return frames;
   }
@@ -113,6 +111,62 @@ export class ErasureStore implements BlockBackend {
   async put(id: BlockId, data: Uint8Array, opts?: OpOptions): Promise<void> {
     checkId(id);
     await runOp({ backend: this.url, id: hex(id), op: "put" }, this.options.policy, opts, () => this.writeShards(id, data));
+  }
+
+  /**
+   * Puts many blocks, `concurrency` (default 32) at a time, under one deadline for the whole call
+   * (opts.timeoutMs, else the store's). Resolves, in the order given, to null for each block
+   * stored and the StoreError that put() would have thrown for each that was not; a block still
+   * being written at the deadline or abort gets a "timeout" or "aborted" error (its shards may
+   * still land, as with put()). Rejects only for a malformed id (TypeError), before writing any.
+   * For a caller with many blocks at hand (a vdisk flush): no deadline timer or controller per
+   * block, and per-block outcomes instead of one error for all.
+   */
+  async putMany(blocks: { id: BlockId; data: Uint8Array }[], opts?: OpOptions & { concurrency?: number }): Promise<(StoreError | null)[]> {
+    for (const b of blocks) checkId(b.id);
+    const results: (StoreError | null | undefined)[] = blocks.map(() => undefined);
+    const { retries, retryDelayMs } = this.options.policy;
+    const timeoutMs = opts?.timeoutMs ?? this.options.policy.timeoutMs;
+    let stop: StoreError | null = null;
+    let wake: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => (wake = resolve));
+    const end = (e: StoreError) => {
+      stop ??= e;
+      wake();
+    };
+    const timer = setTimeout(() => end(new StoreError("timeout", `putMany timed out after ${timeoutMs} ms`, { backend: this.url })), timeoutMs);
+    const onAbort = () => end(new StoreError("aborted", "putMany aborted", { backend: this.url }));
+    if (opts?.signal?.aborted) onAbort();
+    else opts?.signal?.addEventListener("abort", onAbort, { once: true });
+    let next = 0;
+    const lane = async () => {
+      while (stop === null && next < blocks.length) {
+        const i = next++;
+        const { id, data } = blocks[i];
+        // Retried as put() retries (runOp): only "unavailable", with the same backoff.
+        for (let n = 0; stop === null; n++) {
+          try {
+            await Promise.race([this.writeShards(id, data), stopped]);
+            if (stop === null) results[i] = null;
+            break;
+          } catch (err) {
+            const e = asStoreError(err, { backend: this.url, id: hex(id), op: "put" });
+            if (e.code !== "unavailable" || n >= retries) {
+              results[i] = e;
+              break;
+            }
+            await Promise.race([Bun.sleep(retryDelayMs * 2 ** n), stopped]);
+          }
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(opts?.concurrency ?? 32, blocks.length) }, lane));
+    } finally {
+      clearTimeout(timer);
+      opts?.signal?.removeEventListener("abort", onAbort);
+    }
+    return results.map((r, i) => (r === undefined ? new StoreError(stop!.code, stop!.message, { backend: this.url, id: hex(blocks[i].id) }) : r));
   }
 
   /**

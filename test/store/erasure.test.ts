@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createServer, type Socket } from "node:net";
 import { blake3 } from "../../native/index.ts";
 import {
-  ErasureStore, Placement, parseConfig, openConfiguredStore, repair, storeStatus, openBackend, StoreError, hex,
+  ErasureStore, Placement, parseConfig, openConfiguredStore, repair, storeStatus, openBackend, putMany, StoreError, hex,
   type BlockBackend, type ErasureMember,
 } from "../../store/index.ts";
 import { openFrame, newFrame, sealFrame, framePayload } from "../../store/erasure/shard.ts";
@@ -240,6 +240,45 @@ describe("erasure-coded store over dir backends", () => {
     const report = await repair(whole);
     expect(report).toMatchObject({ repaired: missing, shardsWritten: missing, stillDegraded: 0, unrecoverable: [] });
     expect((await repair(whole, { dryRun: true, verify: true })).healthy).toBe(blocks.length);
+  });
+
+  test("putMany stores every block and answers per block; a hanging backend fails them at the call's deadline", async () => {
+    const { store, members } = await dirCluster();
+    const blocks = Array.from({ length: 40 }, (_, i) => block(500 + i, 1000 + i * 997));
+    expect(await store.putMany(blocks, { concurrency: 7 })).toEqual(blocks.map(() => null));
+    for (const b of blocks) expect(Buffer.compare((await store.get(b.id))!, b.data)).toBe(0);
+
+    const withHang = [{ ...members[0], backend: new HangingBackend("hang://0") }, ...members.slice(1)];
+    const quorum5 = new ErasureStore(withHang, { k: 4, m: 2, groupLoss: 1, writeQuorum: 5, policy, hedgeMs: 10 });
+    const more = Array.from({ length: 10 }, (_, i) => block(600 + i, 4000));
+    expect(await quorum5.putMany(more)).toEqual(more.map(() => null));
+    for (const b of more) expect(Buffer.compare((await store.get(b.id))!, b.data)).toBe(0);
+
+    // Quorum 6 (every backend, the hanging one too) cannot be met: each block fails with
+    // "timeout" at the call's deadline, naming its id.
+    const strict = new ErasureStore(withHang, { k: 4, m: 2, groupLoss: 1, writeQuorum: 6, policy, hedgeMs: 10 });
+    const last = Array.from({ length: 10 }, (_, i) => block(700 + i, 4000));
+    const results = await strict.putMany(last, { timeoutMs: 300, concurrency: 4 });
+    last.forEach((b, i) => expect(results[i]).toMatchObject({ code: "timeout", context: { id: Buffer.from(b.id).toString("hex") } }));
+    const aborted = new AbortController();
+    aborted.abort();
+    expect((await strict.putMany(last.slice(0, 2), { signal: aborted.signal })).map((r) => r?.code)).toEqual(["aborted", "aborted"]);
+    await expect(strict.putMany([{ id: new Uint8Array(3), data: new Uint8Array(1) }])).rejects.toThrow(TypeError);
+  });
+
+  test("putMany on a plain backend puts each block; one that cannot be reached fails each with unavailable", async () => {
+    const { members } = await dirCluster();
+    const dir = members[0].backend;
+    const blocks = Array.from({ length: 12 }, (_, i) => block(800 + i, 3000));
+    expect(await putMany(dir, blocks, { concurrency: 5 })).toEqual(blocks.map(() => null));
+    for (const b of blocks) expect(Buffer.compare((await dir.get(b.id))!, b.data)).toBe(0);
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    server.close();
+    const gone = await openBackend(`zdb://127.0.0.1:${port}/ns?retries=0`);
+    expect((await putMany(gone, blocks.slice(0, 3))).map((r) => r?.code)).toEqual(["unavailable", "unavailable", "unavailable"]);
+    await gone.close();
   });
 
   test("a get whose shards all hang ends at its deadline; an abort ends it at once", async () => {
