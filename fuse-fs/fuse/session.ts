@@ -1,17 +1,18 @@
 // One FUSE mount: /dev/fuse opened and mounted with mount(2), INIT negotiated, reader threads started,
 // and requests dispatched to a handler whose replies are written back on the fd they came from.
 // Handlers may answer asynchronously; many requests are in flight at once and INTERRUPT aborts one.
-import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync, writevSync } from "node:fs";
 import { FlistError } from "../errors.ts";
 import { LibcError, MNT_DETACH, MS_RDONLY, fuseClone, mount, umount2 } from "../libc.ts";
 import { Errno, IN_HEADER, Init, KERNEL_VERSION, OPCODE_SLOTS, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
 import type { ReaderMessage, ReaderStart } from "./reader.ts";
 
 /**
- * A handler's answer: a buffer whose first OUT_HEADER bytes are left for the reply header (so large
- * reads are not copied again), a positive errno, or null for requests that take no reply.
+ * A handler's answer: a buffer whose first OUT_HEADER bytes are left for the reply header; or the
+ * payload in pieces (a READ spanning blocks), written after the header with one writev so block data
+ * is never copied into a reply buffer; a positive errno; or null for requests that take no reply.
  */
-export type Reply = Buffer | number | null;
+export type Reply = Buffer | Uint8Array[] | number | null;
 
 export interface Request {
   h: InHeader;
@@ -194,19 +195,28 @@ export class FuseSession {
     }
   }
 
-  private write(fd: number, unique: bigint, reply: Buffer | number): void {
+  private write(fd: number, unique: bigint, reply: Buffer | Uint8Array[] | number): void {
     let buf: Buffer;
+    let pieces: Uint8Array[] | null = null;
     if (typeof reply === "number") {
       buf = Buffer.alloc(OUT_HEADER);
       buf.writeInt32LE(-reply, 4);
+      buf.writeUInt32LE(OUT_HEADER, 0);
+    } else if (Array.isArray(reply)) {
+      pieces = reply;
+      buf = Buffer.allocUnsafe(OUT_HEADER);
+      buf.writeInt32LE(0, 4);
+      buf.writeUInt32LE(reply.reduce((n, p) => n + p.length, OUT_HEADER), 0);
     } else {
       buf = reply;
       buf.writeInt32LE(0, 4);
+      buf.writeUInt32LE(buf.length, 0);
     }
-    buf.writeUInt32LE(buf.length, 0);
     buf.writeBigUInt64LE(unique, 8);
     try {
-      writeSync(fd, buf);
+      // The kernel takes a reply only whole, in one write: writev keeps header and pieces together.
+      if (pieces) writevSync(fd, [buf, ...pieces]);
+      else writeSync(fd, buf);
     } catch (err) {
       // ENOENT: the request was interrupted and is gone; ENODEV: unmounted meanwhile. Nothing to do.
       const code = (err as NodeJS.ErrnoException).code;
