@@ -10,6 +10,7 @@ import { umount, MNT_DETACH } from "../libc.ts";
 import { ContainerError } from "./errors.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
+import { deleteLink, setMasterUp } from "./netlink.ts";
 import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
 
@@ -91,15 +92,13 @@ export class Network {
       `route add default via ${this.ipam.gateway}`,
     ].join("\n");
     await mustRun(["unshare", `--net=${netnsPath}`, "ip", "-batch", "-"], step, { container, stdin: inside + "\n" });
-    await mustRun(["ip", "link", "set", veth, "master", BRIDGE, "up"], step, { container });
+    setMasterUp(veth, BRIDGE, container);
     return { veth, netnsPath };
   }
 
   /** Removes the veth and the namespace file; parts already gone are skipped. */
   async detach(container: string, netnsPath: string): Promise<void> {
-    const veth = vethName(container);
-    const r = await runCommand(["ip", "link", "del", veth]);
-    if (r.code !== 0 && !/Cannot find device/.test(r.stderr)) throw new ContainerError("system", `network: ip link del ${veth}: ${r.stderr.trim()}`, { container, step: "network" });
+    deleteLink(vethName(container), container);
     if (existsSync(netnsPath)) {
       if (mountsUnder(netnsPath).length) umount(netnsPath, MNT_DETACH);
       rmSync(netnsPath, { force: true });

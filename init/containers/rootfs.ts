@@ -1,16 +1,16 @@
 // A container's root filesystem: its flist's shared read-only FUSE mount as the lower layer, a tmpfs
 // for the overlay's upper and work dirs (rw/) or, for a persistent container, a directory on a vdisk
 // (<vdisk>/overlay/<name>/), and overlayfs joining them (rootfs/). The overlay is
-// mounted and unmounted through mount(8) in a child: the FUSE mount below it is served by this
-// process's event loop, so this process must not block inside mount(2) while the kernel looks it up.
+// mounted and unmounted on another thread (off-thread.ts): the FUSE mount below it is served by this
+// process's event loop, so the main thread must not block inside mount(2) while the kernel looks it up.
 import { mkdirSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mount, umount, MNT_DETACH } from "../libc.ts";
-import { mustRun, runCommand } from "./command.ts";
 import { ContainerError } from "./errors.ts";
 import type { FlistLease, FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
+import { mountOffThread, umountOffThread } from "./off-thread.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { VdiskError } from "../vdisks/errors.ts";
 
@@ -66,7 +66,11 @@ export class Rootfs {
       mkdirSync(join(rw, "work"));
     }
     mkdirSync(this.rootfs, { recursive: true });
-    await mustRun(["mount", "-t", "overlay", "-o", `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`, "zos-overlay", this.rootfs], "overlay", { container: spec.name });
+    try {
+      await mountOffThread("zos-overlay", this.rootfs, "overlay", 0, `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`);
+    } catch (e) {
+      throw new ContainerError("system", `overlay: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
+    }
   }
 
   /** The host path of a vdisk the container uses (attached now if need be), released in unmount. */
@@ -86,7 +90,7 @@ export class Rootfs {
   async unmount(): Promise<void> {
     for (const p of mountsUnder(this.bundle)) {
       if (p === this.rootfs) {
-        if ((await runCommand(["umount", p])).code !== 0) await runCommand(["umount", "-l", p]);
+        await umountOffThread(p).catch(() => umountOffThread(p, MNT_DETACH));
       } else {
         umount(p, MNT_DETACH);
       }
