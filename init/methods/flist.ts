@@ -50,6 +50,8 @@ function rpcError(e: unknown, url: string): RpcError {
 
 export class NodeFlists {
   private readonly mounts = new Map<string, Entry>();
+  /** Mount points with a flist.mount in progress: a second call for one of them is a conflict, not a stacked mount. */
+  private readonly mounting = new Set<string>();
   private readonly mountDir: string;
   private readonly cacheDir: string;
   private readonly downloadDir: string;
@@ -106,7 +108,17 @@ export class NodeFlists {
     const mountpoint = p.mountpoint ? resolve(p.mountpoint) : join(this.mountDir, createHash("sha256").update(JSON.stringify([p.url, stores])).digest("hex").slice(0, 24));
     const taken = this.mounts.get(mountpoint);
     if (taken) throw new RpcError("conflict", `${mountpoint} already serves flist ${taken.info.url}`, { mountpoint });
+    if (this.mounting.has(mountpoint)) throw new RpcError("conflict", `${mountpoint} is being mounted by another call`, { mountpoint });
     if (mountsUnder(mountpoint).includes(mountpoint)) throw new RpcError("conflict", `${mountpoint} is already a mount point`, { mountpoint });
+    this.mounting.add(mountpoint);
+    try {
+      return await this.mountAt(mountpoint, stores, p);
+    } finally {
+      this.mounting.delete(mountpoint);
+    }
+  }
+
+  private async mountAt(mountpoint: string, stores: string[], p: { url: string; trustedKeys?: string[] }): Promise<FlistMountInfo> {
     let mount: FlistMount;
     let path: string;
     let verifiedKey: string | null;

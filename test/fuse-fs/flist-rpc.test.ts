@@ -86,6 +86,18 @@ test("trustedKeys: unsigned and foreign-signed flists are refused; one matching 
   expect(isMounted(mnt)).toBe(false);
 });
 
+test("two concurrent mounts on one mount point: one mounts, the other is a conflict (no stacked mount)", async () => {
+  const mnt = join(t.path, "contended");
+  const [a, b] = await Promise.allSettled([operator.call<FlistMountInfo>("flist.mount", { url: plain, mountpoint: mnt }), operator.call<FlistMountInfo>("flist.mount", { url: signed, mountpoint: mnt })]);
+  const won = [a, b].filter((r) => r.status === "fulfilled");
+  const lost = [a, b].filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  expect(won).toHaveLength(1);
+  expect(lost.map((r) => (r.reason as { code: string }).code)).toEqual(["conflict"]);
+  expect(await reader.call<FlistMountInfo[]>("flist.list")).toHaveLength(1);
+  await operator.call("flist.unmount", { mountpoint: mnt });
+  expect(isMounted(mnt)).toBe(false);
+});
+
 test("zos flist mount|ls|unmount, and zflist's own subcommands through zos flist", async () => {
   const home = join(t.path, "zos-home");
   mkdirSync(home, { recursive: true });
