@@ -1,88 +1,155 @@
-// The two rtnetlink requests a container's veth needs in init's own network namespace, sent from
-// this process instead of an `ip` process each: enslave to the bridge and bring up, and delete.
+// rtnetlink requests for container networking, sent from init instead of an `ip` process each.
 //
 // Request (native byte order, little-endian here), every part 4-byte aligned:
-//   nlmsghdr  (16): u32 len, u16 type (RTM_NEWLINK 16, RTM_DELLINK 17), u16 flags (NLM_F_REQUEST 1 |
-//                   NLM_F_ACK 4), u32 seq, u32 port id (0: the kernel)
-//   ifinfomsg (16): u8 family (AF_UNSPEC), u8 pad, u16 type, i32 index (0: find by IFLA_IFNAME),
-//                   u32 flags, u32 change (mask of the flags to set)
-//   rtattr...     : u16 len (4 + payload), u16 type, payload padded to 4 (IFLA_IFNAME 3: NUL-ended
-//                   string; IFLA_MASTER 10: u32 ifindex)
-// Reply: nlmsghdr with type NLMSG_ERROR (2), then i32 error (0 = done, else -errno) and the request's
-// header. The kernel handles the request inside send(2), so the reply is queued when send returns.
+//   nlmsghdr  (16): u32 len, u16 type, u16 flags (NLM_F_REQUEST 1 | NLM_F_ACK 4 [| NLM_F_EXCL 0x200 |
+//                   NLM_F_CREATE 0x400]), u32 seq, u32 port id (0: the kernel)
+//   then the type's fixed header:
+//     RTM_NEWLINK 16 / RTM_DELLINK 17: ifinfomsg (16): u8 family, u8 pad, u16 type, i32 index (0: by
+//       IFLA_IFNAME), u32 flags, u32 change (mask of the flags to set)
+//     RTM_NEWADDR 20: ifaddrmsg (8): u8 family, u8 prefixlen, u8 flags, u8 scope, u32 index
+//     RTM_NEWROUTE 24: rtmsg (12): u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags
+//   then rtattrs: u16 len (4 + payload), u16 type, payload padded to 4; nested ones hold rtattrs.
+//   A veth's peer (VETH_INFO_PEER) is an ifinfomsg followed by the peer's own rtattrs.
+// Reply: nlmsghdr with type NLMSG_ERROR (2), then i32 error (0 = done, else -errno). The kernel
+// handles a request inside send(2), so the reply is queued by the time send returns.
+// The socket lives in the network namespace of the thread that opens it.
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { constants } from "node:os";
-import { ContainerError } from "./errors.ts";
+import { ipToInt } from "./ipam.ts";
 
-const { i32, i64, u64, ptr } = FFIType;
+const { i32, i64, u32, u64, ptr } = FFIType;
 const libc = dlopen("libc.so.6", {
   socket: { args: [i32, i32, i32], returns: i32 },
   send: { args: [i32, ptr, u64, i32], returns: i64 },
   recv: { args: [i32, ptr, u64, i32], returns: i64 },
   close: { args: [i32], returns: i32 },
+  if_nametoindex: { args: [ptr], returns: u32 },
   __errno_location: { args: [], returns: ptr },
-  if_nametoindex: { args: [ptr], returns: FFIType.u32 },
 }).symbols;
 
 const AF_NETLINK = 16, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, NETLINK_ROUTE = 0, MSG_DONTWAIT = 0x40;
-const RTM_NEWLINK = 16, RTM_DELLINK = 17, NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLMSG_ERROR = 2;
-const IFLA_IFNAME = 3, IFLA_MASTER = 10, IFF_UP = 1;
-const ENODEV = 19;
+const RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_NEWADDR = 20, RTM_NEWROUTE = 24;
+const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400, NLMSG_ERROR = 2;
+const IFLA_IFNAME = 3, IFLA_MASTER = 10, IFLA_LINKINFO = 18, IFLA_NET_NS_PID = 19, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
+const IFA_ADDRESS = 1, IFA_LOCAL = 2, RTA_GATEWAY = 5, RTA_OIF = 4;
+const AF_INET = 2, IFF_UP = 1, RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RTN_UNICAST = 1;
+export const ENODEV = 19;
 
-function errnoName(n: number): string {
-  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+/** A request the kernel refused, with its errno. */
+export class NetlinkError extends Error {
+  constructor(readonly errno: number, what: string) {
+    super(`${what}: ${Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`}`);
+    this.name = "NetlinkError";
+  }
 }
 
-function attr(type: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc((4 + payload.length + 3) & ~3);
-  b.writeUInt16LE(4 + payload.length, 0);
+function errno(): number {
+  return read.i32(libc.__errno_location() as Pointer, 0);
+}
+
+function attr(type: number, payload: Buffer | Buffer[]): Buffer {
+  const data = Array.isArray(payload) ? Buffer.concat(payload) : payload;
+  const b = Buffer.alloc((4 + data.length + 3) & ~3);
+  b.writeUInt16LE(4 + data.length, 0);
   b.writeUInt16LE(type, 2);
-  payload.copy(b, 4);
+  data.copy(b, 4);
+  return b;
+}
+
+const str = (s: string) => Buffer.from(s + "\0");
+function u32le(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+/** An IPv4 address in network byte order. */
+function inet(ip: string): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(ipToInt(ip));
+  return b;
+}
+
+function ifinfomsg(index = 0, flags = 0): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeInt32LE(index, 4);
+  b.writeUInt32LE(flags, 8);
+  b.writeUInt32LE(flags, 12); // change: exactly the flags given
   return b;
 }
 
 let seq = 1;
 
-/** Sends one link request and returns the kernel's answer: 0 or a positive errno. */
-function linkRequest(type: number, ifname: string, flags: number, attrs: Buffer[]): number {
-  const body = Buffer.concat([attr(IFLA_IFNAME, Buffer.from(ifname + "\0")), ...attrs]);
-  const msg = Buffer.alloc(32 + body.length);
+/** Sends one request on a socket of the calling thread's network namespace; throws NetlinkError if refused. */
+function request(type: number, flags: number, parts: Buffer[], what: string): void {
+  const body = Buffer.concat(parts);
+  const msg = Buffer.alloc(16 + body.length);
   msg.writeUInt32LE(msg.length, 0);
   msg.writeUInt16LE(type, 4);
-  msg.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+  msg.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | flags, 6);
   msg.writeUInt32LE(seq++, 8);
-  msg.writeUInt32LE(flags, 24); // ifi_flags
-  msg.writeUInt32LE(flags, 28); // ifi_change: exactly the flags we set
-  body.copy(msg, 32);
+  body.copy(msg, 16);
   const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return read.i32(libc.__errno_location() as Pointer, 0);
+  if (fd < 0) throw new NetlinkError(errno(), `${what}: netlink socket`);
   try {
-    if (Number(libc.send(fd, msg, msg.length, 0)) < 0) return read.i32(libc.__errno_location() as Pointer, 0);
-    const reply = Buffer.alloc(256);
+    if (Number(libc.send(fd, msg, msg.length, 0)) < 0) throw new NetlinkError(errno(), what);
+    const reply = Buffer.alloc(1024);
     const n = Number(libc.recv(fd, reply, reply.length, MSG_DONTWAIT));
-    if (n < 0) return read.i32(libc.__errno_location() as Pointer, 0);
-    if (n < 20 || reply.readUInt16LE(4) !== NLMSG_ERROR) throw new Error(`unexpected netlink reply type ${reply.readUInt16LE(4)}`);
-    return -reply.readInt32LE(16);
+    if (n < 0) throw new NetlinkError(errno(), what);
+    if (n < 20 || reply.readUInt16LE(4) !== NLMSG_ERROR) throw new Error(`${what}: unexpected netlink reply type ${reply.readUInt16LE(4)}`);
+    const err = -reply.readInt32LE(16);
+    if (err) throw new NetlinkError(err, what);
   } finally {
     libc.close(fd);
   }
 }
 
-/** Enslaves the interface to the bridge and brings it up (`ip link set IF master BRIDGE up`). */
-export function setMasterUp(ifname: string, bridge: string, container: string): void {
-  // by ioctl in this process's network namespace (/sys/class/net may show another one's)
-  const index = libc.if_nametoindex(Buffer.from(bridge + "\0"));
-  if (!index) throw new ContainerError("system", `network: no bridge ${bridge}`, { container, step: "network" });
-  const master = Buffer.alloc(4);
-  master.writeUInt32LE(index);
-  const err = linkRequest(RTM_NEWLINK, ifname, IFF_UP, [attr(IFLA_MASTER, master)]);
-  if (err) throw new ContainerError("system", `network: ${ifname} master ${bridge} up: ${errnoName(err)}`, { container, step: "network" });
+export function ifindex(name: string): number {
+  const i = libc.if_nametoindex(str(name));
+  if (!i) throw new NetlinkError(errno(), `no interface ${name}`);
+  return i;
 }
 
-/** Deletes the interface (`ip link del IF`); false when there is none by that name. */
-export function deleteLink(ifname: string, container: string): boolean {
-  const err = linkRequest(RTM_DELLINK, ifname, 0, []);
-  if (err === ENODEV) return false;
-  if (err) throw new ContainerError("system", `network: deleting ${ifname}: ${errnoName(err)}`, { container, step: "network" });
-  return true;
+/** `ip link set IF master BRIDGE up`. */
+export function setMasterUp(ifname: string, bridge: string): void {
+  request(RTM_NEWLINK, 0, [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str(ifname)), attr(IFLA_MASTER, u32le(ifindex(bridge)))], `${ifname} master ${bridge} up`);
+}
+
+/** `ip link del IF`; false when there is no interface by that name. */
+export function deleteLink(ifname: string): boolean {
+  try {
+    request(RTM_DELLINK, 0, [ifinfomsg(), attr(IFLA_IFNAME, str(ifname))], `deleting ${ifname}`);
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.errno === ENODEV) return false;
+    throw e;
+  }
+}
+
+export interface InsideNetwork {
+  /** Name of the veth end left in the namespace of process peerPid (the bridge side). */
+  peer: string;
+  peerPid: number;
+  ip: string;
+  prefix: number;
+  gateway: string;
+}
+
+/**
+ * Run in the container's (new, empty) network namespace: a veth pair with `eth0` here and the peer
+ * moved to peerPid's namespace, eth0's address, lo and eth0 up, the default route via the gateway.
+ */
+export function configureInside(n: InsideNetwork): void {
+  const peer = Buffer.concat([ifinfomsg(), attr(IFLA_IFNAME, str(n.peer)), attr(IFLA_NET_NS_PID, u32le(n.peerPid))]);
+  const linkinfo = attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, str("veth")), attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))]);
+  request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, [ifinfomsg(), attr(IFLA_IFNAME, str("eth0")), linkinfo], `veth eth0/${n.peer}`);
+  const eth0 = ifindex("eth0");
+  const ifaddr = Buffer.alloc(8);
+  ifaddr.writeUInt8(AF_INET, 0);
+  ifaddr.writeUInt8(n.prefix, 1);
+  ifaddr.writeUInt32LE(eth0, 4);
+  request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, [ifaddr, attr(IFA_LOCAL, inet(n.ip)), attr(IFA_ADDRESS, inet(n.ip))], `address ${n.ip}/${n.prefix} on eth0`);
+  request(RTM_NEWLINK, 0, [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str("lo"))], "lo up");
+  request(RTM_NEWLINK, 0, [ifinfomsg(eth0, IFF_UP)], "eth0 up");
+  const rtmsg = Buffer.from([AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0, 0, 0, 0]);
+  request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, [rtmsg, attr(RTA_GATEWAY, inet(n.gateway)), attr(RTA_OIF, u32le(eth0))], `default route via ${n.gateway}`);
 }

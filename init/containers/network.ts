@@ -11,6 +11,7 @@ import { ContainerError } from "./errors.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
 import { deleteLink, setMasterUp } from "./netlink.ts";
+import { makeNetnsOffThread } from "./off-thread.ts";
 import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
 
@@ -81,24 +82,23 @@ export class Network {
   async attach(container: string, ip: string, netnsPath: string): Promise<Attachment> {
     await this.ensureBridge();
     const veth = vethName(container);
-    const step = "network";
     closeSync(openSync(netnsPath, "w"));
-    // one process makes the namespace (persisted at netnsPath) and configures it from inside
-    const inside = [
-      `link add eth0 type veth peer name ${veth} netns ${process.pid}`,
-      `addr add ${ip}/${this.ipam.prefix} dev eth0`,
-      "link set lo up",
-      "link set eth0 up",
-      `route add default via ${this.ipam.gateway}`,
-    ].join("\n");
-    await mustRun(["unshare", `--net=${netnsPath}`, "ip", "-batch", "-"], step, { container, stdin: inside + "\n" });
-    setMasterUp(veth, BRIDGE, container);
+    try {
+      await makeNetnsOffThread(netnsPath, { peer: veth, peerPid: process.pid, ip, prefix: this.ipam.prefix, gateway: this.ipam.gateway });
+      setMasterUp(veth, BRIDGE);
+    } catch (e) {
+      throw new ContainerError("system", `network: ${(e as Error).message}`, { container, step: "network" }, { cause: e });
+    }
     return { veth, netnsPath };
   }
 
   /** Removes the veth and the namespace file; parts already gone are skipped. */
   async detach(container: string, netnsPath: string): Promise<void> {
-    deleteLink(vethName(container), container);
+    try {
+      deleteLink(vethName(container));
+    } catch (e) {
+      throw new ContainerError("system", `network: ${(e as Error).message}`, { container, step: "network" }, { cause: e });
+    }
     if (existsSync(netnsPath)) {
       if (mountsUnder(netnsPath).length) umount(netnsPath, MNT_DETACH);
       rmSync(netnsPath, { force: true });

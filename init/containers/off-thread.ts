@@ -1,11 +1,16 @@
-// mount(2) and umount2(2) of mounts whose path lookup reaches a FUSE mount this process serves (the
-// overlay over an flist). The kernel sends FUSE requests (GETATTR, STATFS, GETXATTR) while inside
-// the call, and this process answers them on its main thread, so the call must block another
-// thread. One worker thread does it, started on first use (a Bun worker costs about 9 MB) and never
-// keeping the process alive; it replaces a mount(8)/umount(8) process per call (2-4 ms each).
+// Kernel calls a container's create and delete need off init's main thread, on one worker thread
+// started on first use (a Bun worker costs about 9 MB) that never keeps the process alive:
+//  - mount(2)/umount2(2) of mounts whose path lookup reaches a FUSE mount this process serves (the
+//    overlay over an flist): the kernel sends FUSE requests (GETATTR, STATFS, GETXATTR) while inside
+//    the call, and this process answers them on its main thread;
+//  - a container's network namespace, made and configured from inside by a thread that
+//    unshare(CLONE_NEWNET)s itself, which the main thread must never do.
+// Each replaces a process (mount(8), umount(8), `unshare ip -batch`) that costs 2-8 ms to start.
+import type { InsideNetwork } from "./netlink.ts";
 export type MountRequest =
   | { id: number; op: "mount"; source: string; target: string; fstype: string; flags: number; data: string }
-  | { id: number; op: "umount"; target: string; flags: number };
+  | { id: number; op: "umount"; target: string; flags: number }
+  | { id: number; op: "netns"; path: string; inside: InsideNetwork };
 
 export interface MountReply {
   id: number;
@@ -14,7 +19,7 @@ export interface MountReply {
   message: string;
 }
 
-/** A mount or umount refused by the kernel, with its errno. */
+/** A call refused by the kernel, with its errno. */
 export class OffThreadMountError extends Error {
   constructor(readonly errno: number, message: string) {
     super(message);
@@ -63,4 +68,9 @@ export function mountOffThread(source: string, target: string, fstype: string, f
 
 export function umountOffThread(target: string, flags = 0): Promise<void> {
   return call({ op: "umount", target, flags });
+}
+
+/** A new network namespace persisted at path (an existing file), with the container's side of its veth set up. */
+export function makeNetnsOffThread(path: string, inside: InsideNetwork): Promise<void> {
+  return call({ op: "netns", path, inside });
 }
