@@ -38,11 +38,12 @@ export function frame(payload: Uint8Array): Uint8Array {
 
 /** Accumulates stream bytes and yields whole frame payloads; a length over the limit is an error. */
 export class FrameReader {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   constructor(readonly maxFrame = MAX_FRAME) {}
 
+  /** Keeps a reference to `chunk`: Bun hands every `data` event a Buffer of its own. */
   push(chunk: Uint8Array): void {
-    if (this.buf.length === 0) this.buf = chunk.slice();
+    if (this.buf.length === 0) this.buf = chunk;
     else {
       const b = new Uint8Array(this.buf.length + chunk.length);
       b.set(this.buf);
@@ -54,7 +55,8 @@ export class FrameReader {
   /** The next complete payload, null when more bytes are needed; throws FrameError on a bad length. */
   next(): Uint8Array | null {
     if (this.buf.length < 4) return null;
-    const n = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0);
+    const b = this.buf;
+    const n = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
     if (n === 0 || n > this.maxFrame) throw new FrameError(n);
     if (this.buf.length < 4 + n) return null;
     const payload = this.buf.subarray(4, 4 + n);
