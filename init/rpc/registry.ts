@@ -53,7 +53,8 @@ export class MethodRegistry {
 
   /** Loads the lazy namespace that `name` belongs to; null when no lazy namespace covers it. */
   loadFor(name: string): Promise<void> | null {
-    const entry = this.lazy.get(name.slice(0, name.indexOf(".")));
+    const dot = name.indexOf(".");
+    const entry = dot > 0 ? this.lazy.get(name.slice(0, dot)) : undefined;
     if (!entry) return null;
     entry.loading ??= entry.load();
     return entry.loading;
