@@ -53,13 +53,14 @@ export function kernelInfo(): { release: string; version: string | null; cmdline
 
 export { systemUptime };
 
-/** Everything above in one snapshot, re-read at most every `maxAgeMs`: reading /proc and /sys costs
- * about a millisecond, which would otherwise cap node.info near 1,000 calls/s. */
+/** Everything above in one snapshot. Kernel and CPU do not change while the node runs, so they are
+ * read once; memory, disks and NICs are re-read at most every `maxAgeMs`: reading /proc and /sys
+ * costs about a millisecond, which would otherwise cap node.info near 1,000 calls/s. */
 export function machineFacts(maxAgeMs = 1000) {
   const now = Date.now();
-  if (!cached || now - cached.at > maxAgeMs) {
-    cached = { at: now, facts: { kernel: kernelInfo(), cpu: cpuInfo(), memory: memoryInfo(), disks: disks(), nics: nics() } };
-  }
-  return cached.facts;
+  fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() };
+  if (!changing || now - changing.at > maxAgeMs) changing = { at: now, facts: { memory: memoryInfo(), disks: disks(), nics: nics() } };
+  return { ...fixed, ...changing.facts };
 }
-let cached: { at: number; facts: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo>; memory: ReturnType<typeof memoryInfo>; disks: ReturnType<typeof disks>; nics: ReturnType<typeof nics> } } | null = null;
+let fixed: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } | null = null;
+let changing: { at: number; facts: { memory: ReturnType<typeof memoryInfo>; disks: ReturnType<typeof disks>; nics: ReturnType<typeof nics> } } | null = null;
