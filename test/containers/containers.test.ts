@@ -4,12 +4,13 @@
 // for validity only, and enforced inside QEMU where init mounts a pure cgroup v2.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RpcCallError, type RpcClient } from "../../init/rpc/client.ts";
 import type { ContainerInfo } from "../../init/containers/index.ts";
 import type { LogLine } from "../../init/supervisor/log-ring.ts";
-import { bun, busyboxFlist, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
+import { vethName } from "../../init/containers/network.ts";
+import { bun, busyboxFlist, run, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
 
 const udpServer = `const s = require("node:dgram").createSocket("udp4");
 s.on("message", (m, r) => { process.stdout.write(m + " from " + r.address + "\\n"); process.exit(0); });
@@ -133,6 +134,44 @@ describe("a running container", () => {
     await remove("udp");
   });
 
+  test("forwards are reachable from another machine on the node's network (TCP and UDP, through prerouting)", async () => {
+    // "another machine": a network namespace of its own, joined to the node's by a veth as a LAN would be
+    const outside = Bun.spawn(["unshare", "--net", "sleep", "1000"]);
+    const atOutside = (cmd: string[]) => run(["nsenter", "-t", String(outside.pid), "-n", ...cmd]);
+    try {
+      await until(() => readlinkSync(`/proc/${outside.pid}/ns/net`) !== readlinkSync("/proc/self/ns/net"), "the outside namespace");
+      const lan = node.inNode(["sh", "-c", `ip link add zlan0 type veth peer name zlan1 netns ${outside.pid} && ip addr add 192.0.2.1/24 dev zlan0 && ip link set zlan0 up`]);
+      expect(lan.err).toBe("");
+      expect(atOutside(["sh", "-c", "ip addr add 192.0.2.2/24 dev zlan1 && ip link set zlan1 up && ip link set lo up"]).code).toBe(0);
+      await create({ name: "lanweb", args: ["httpd", "-f", "-p", "80", "-h", "/www"], ports: [{ hostPort: 8080, containerPort: 80 }] });
+      const page = await until(() => {
+        const r = atOutside(["busybox", "wget", "-qO-", "http://192.0.2.1:8080/"]);
+        return r.code === 0 ? r.out : null;
+      }, "httpd to answer the outside");
+      expect(page).toBe("hello from the container\n");
+      const ctr = await create({ name: "lanudp", args: ["sleep", "1000"], ports: [{ hostPort: 5354, containerPort: 5353, protocol: "udp" }] });
+      const server = Bun.spawn(["nsenter", "-t", String(ctr.pid), "-n", bun, "-e", udpServer], { stdout: "pipe" });
+      const received = new Response(server.stdout).text();
+      try {
+        await until(() => {
+          atOutside([bun, "-e", udpClient.replace("5353, \"127.0.0.1\"", "5354, \"192.0.2.1\"")]);
+          return server.exitCode !== null;
+        }, "the datagram from outside to arrive");
+        // not masqueraded: the container sees the outside machine's own address
+        expect(await received).toBe("ping-udp from 192.0.2.2\n");
+      } finally {
+        server.kill();
+      }
+      await remove("lanweb");
+      await remove("lanudp");
+      expect(atOutside(["busybox", "wget", "-qO-", "http://192.0.2.1:8080/"]).code).not.toBe(0);
+    } finally {
+      node.inNode(["ip", "link", "del", "zlan0"]);
+      outside.kill();
+      await outside.exited;
+    }
+  });
+
   test("writes go to the overlay; the flist is unchanged", async () => {
     const flistHash = createHash("sha256").update(readFileSync(fx.flist)).digest("hex");
     await create({ name: "writer", args: ["sleep", "1000"] });
@@ -178,6 +217,17 @@ describe("restart policy", () => {
     expect(stopped.nextStartInMs).toBeNull();
     await remove("crasher");
     await remove("once");
+  });
+
+  test("a container killed from outside (SIGKILL) counts as a failure and on-failure brings it back", async () => {
+    const first = await create({ name: "victim", restart: "on-failure", args: ["sleep", "1000"] });
+    expect(node.inNode(["kill", "-KILL", String(first.pid)]).code).toBe(0);
+    const back = await until(async () => {
+      const x = await info("victim");
+      return x.state === "running" && x.restarts === 1 && x.pid !== first.pid ? x : null;
+    }, "the restart after the kill");
+    expect(back.lastExit).toMatchObject({ code: null, signal: "SIGKILL", oomKilled: false });
+    await remove("victim");
   });
 
   test("stop sends SIGTERM, then SIGKILL after the timeout; start runs it again", async () => {
@@ -262,6 +312,25 @@ describe("bad input: a clear error and nothing half-created", () => {
     expect(e.message).toMatch(/already in use/);
     expect(traces(node)).toEqual(before);
     await remove("listener");
+  });
+
+  test("a step failing midway (the veth name taken on the node) is undone", async () => {
+    // the rootfs is mounted and the namespace made by then; the failure must take both back
+    expect(node.inNode(["ip", "link", "add", vethName("clash2"), "type", "bridge"]).code).toBe(0);
+    try {
+      const e = await rpcError(create({ name: "clash2", args: ["sleep", "1000"] }));
+      expect(e.code).toBe("system");
+      expect(e.message).toMatch(/network: veth eth0\/vz\w+: EEXIST/);
+      expect(e.data).toMatchObject({ container: "clash2", step: "network" });
+      expect(traces(node)).toEqual(baseline);
+      expect((await rpcError(info("clash2"))).code).toBe("not-found");
+    } finally {
+      node.inNode(["ip", "link", "del", vethName("clash2")]);
+    }
+    // the address it had is free again
+    const ok = await create({ name: "clash2", args: ["sleep", "1000"] });
+    expect(ok.state).toBe("running");
+    await remove("clash2");
   });
 
   test("privileged containers and exec need an admin key", async () => {
