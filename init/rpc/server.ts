@@ -124,9 +124,10 @@ export class RpcServer {
 
   /** Stops listening; replies still being signed (say, the answer to node.poweroff) go out first. */
   async stop(): Promise<void> {
-    for (const l of this.listeners) l.stop(true);
+    const listeners = this.listeners;
     this.listeners = [];
     await Promise.race([Promise.allSettled(this.signing), Bun.sleep(2000)]);
+    for (const l of listeners) l.stop(true);
     for (const s of this.sockets) s.end();
   }
 
