@@ -8,6 +8,24 @@ export interface ScannableBackend extends BlockBackend {
   ping(opts?: OpOptions): Promise<void>;
 }
 
+/** A put whose bytes the caller writes straight into the backend's outgoing buffer (zdb). */
+export interface ReservedPut {
+  /** Exactly the value's bytes; fill all of them, then send or cancel, with nothing in between. */
+  readonly value: Uint8Array;
+  /** Resolves or rejects as put() does (a single attempt, no retry). */
+  send(): Promise<void>;
+  cancel(): void;
+}
+
+export interface InPlacePutBackend extends BlockBackend {
+  /** Null when the backend cannot take one now (no live connection): use put(). */
+  reservePut(id: BlockId, length: number): ReservedPut | null;
+}
+
+export function canPutInPlace(b: BlockBackend): b is InPlacePutBackend {
+  return typeof (b as Partial<InPlacePutBackend>).reservePut === "function";
+}
+
 export function isScannable(b: BlockBackend): b is ScannableBackend {
   return typeof (b as Partial<ScannableBackend>).list === "function" && typeof (b as Partial<ScannableBackend>).ping === "function";
 }

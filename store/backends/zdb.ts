@@ -7,12 +7,12 @@
 import { ZdbClient, type ZdbAddress } from "../zdb/client.ts";
 import { StoreError, hex, type BlockId, type OpOptions } from "../types.ts";
 import { BackendResting, asStoreError, runOp, type OpPolicy } from "../ops.ts";
-import { checkId, type ScannableBackend } from "./backend.ts";
+import { checkId, type InPlacePutBackend, type ReservedPut, type ScannableBackend } from "./backend.ts";
 import type { BackendSpec } from "./url.ts";
 
 type ZdbSpec = Extract<BackendSpec, { kind: "zdb" }>;
 
-export class ZdbBackend implements ScannableBackend {
+export class ZdbBackend implements ScannableBackend, InPlacePutBackend {
   readonly readOnly = false;
   readonly url: string;
   private readonly policy: OpPolicy;
@@ -139,6 +139,27 @@ export class ZdbBackend implements ScannableBackend {
     return this.op("put", id, opts, async (c, signal, timeoutMs) => {
       await c.set(id, data, { signal, timeoutMs });
     });
+  }
+
+  /** A SET on the live connection with its value written in place (ZdbClient.reserveSet). */
+  reservePut(id: BlockId, length: number): ReservedPut | null {
+    checkId(id);
+    const live = this.live;
+    const reserved = live?.reserveSet(id, length);
+    if (!live || !reserved) return null;
+    return {
+      value: reserved.value,
+      send: () =>
+        reserved.send({ timeoutMs: this.policy.timeoutMs }).then(
+          () => {},
+          (err) => {
+            this.drop(live, err);
+            const e = asStoreError(err, { backend: this.url, id: hex(id), op: "put" });
+            throw new StoreError(e.code, e.message, { backend: this.url, id: hex(id) }, { cause: e.cause ?? e });
+          },
+        ),
+      cancel: () => reserved.cancel(),
+    };
   }
 
   delete(id: BlockId, opts?: OpOptions): Promise<void> {

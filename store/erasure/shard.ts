@@ -66,13 +66,22 @@ export class FramePool {
   }
 }
 
+/** Bytes of the frame of one shard of a block of `blockLength` bytes. */
+export function frameLength(blockLength: number, k: number): number {
+  return SHARD_HEADER + payloadLength(blockLength, k) + SHARD_TRAILER;
+}
+
+/** A zeroed frame with its header filled in: the caller fills the payload, then calls sealFrame. */
+export function newFrame(index: number, k: number, m: number, blockLength: number): Uint8Array {
+  return writeFrameHeader(new Uint8Array(frameLength(blockLength, k)), index, k, m, blockLength);
+}
+
 /**
- * Prepares a frame with its header filled in; the payload is left as it was (a recycled frame holds
- * old bytes): the caller fills every payload byte, then calls sealFrame.
+ * Fills in the header of a frame of frameLength(blockLength, k) bytes, wherever it lives (a pooled
+ * frame, a connection's outgoing buffer); its payload is left as it was, so the caller must fill
+ * every payload byte before sealFrame.
  */
-export function newFrame(index: number, k: number, m: number, blockLength: number, pool?: FramePool): Uint8Array {
-  const size = SHARD_HEADER + payloadLength(blockLength, k) + SHARD_TRAILER;
-  const frame = pool ? pool.take(size) : new Uint8Array(size);
+export function writeFrameHeader(frame: Uint8Array, index: number, k: number, m: number, blockLength: number): Uint8Array {
   const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   v.setUint32(0, MAGIC, true);
   frame[4] = k;
@@ -102,7 +111,7 @@ export function openFrame(id: BlockId, frame: Uint8Array): Shard | string {
   const k = frame[4], m = frame[5], index = frame[6];
   const blockLength = v.getUint32(8, true);
   if (k < 1 || index >= k + m) return `shard index ${index} outside ${k}+${m}`;
-  if (frame.length !== SHARD_HEADER + payloadLength(blockLength, k) + SHARD_TRAILER) return "shard length does not match its header";
+  if (frame.length !== frameLength(blockLength, k)) return "shard length does not match its header";
   const body = frame.subarray(0, frame.length - SHARD_TRAILER);
   const want = blake3(body, { key: id });
   if (Buffer.compare(want, frame.subarray(body.length)) !== 0) return "shard checksum mismatch";

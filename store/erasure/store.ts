@@ -1,6 +1,8 @@
 // An erasure-coded block store over groups (datacenters) of backends.
 // put: split into k data shards, add m parity shards (native Reed-Solomon), frame each with its own
 // checksum (shard.ts) and write shard i to placement target i (placement.ts), all in parallel.
+// A shard bound for a zdb backend is built inside that connection's outgoing buffer (reservePut),
+// so the block's bytes are copied once on their way to the socket.
 // get: fetch the k data shards from their targets; every miss, failure or bad checksum starts the
 // next parity fetch, and a hedge timer starts all of them when a backend is slow, so a backend that
 // never answers costs hedgeMs, not a timeout. The first k shards that verify rebuild the block.
@@ -9,9 +11,9 @@
 import { rsEncodeInto, rsReconstruct } from "../../native/index.ts";
 import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from "../types.ts";
 import { runOp, asStoreError, type OpPolicy } from "../ops.ts";
-import { checkId, isScannable } from "../backends/backend.ts";
+import { canPutInPlace, checkId, isScannable, type ReservedPut } from "../backends/backend.ts";
 import { Placement } from "./placement.ts";
-import { FramePool, framePayload, newFrame, openFrame, payloadLength, sealFrame, type Shard } from "./shard.ts";
+import { FramePool, frameLength, framePayload, newFrame, openFrame, payloadLength, sealFrame, writeFrameHeader, type Shard } from "./shard.ts";
 
 export interface ErasureMember {
   backend: BlockBackend;
@@ -84,12 +86,18 @@ export class ErasureStore implements BlockBackend {
     return this.placement.targets(id);
   }
 
-  /** Encodes a block into its k+m sealed shard frames (from the pool when `pool` is given). */
-  encode(id: BlockId, data: Uint8Array, pool?: FramePool): Uint8Array[] {
+  /** Encodes a block into its k+m sealed shard frames. */
+  encode(id: BlockId, data: Uint8Array): Uint8Array[] {
     const { k, m } = this.options;
     if (data.length > 0xffffffff) throw new RangeError("block larger than 4 GiB");
     const frames: Uint8Array[] = [];
-    for (let i = 0; i < this.n; i++) frames.push(newFrame(i, k, m, data.length, pool));
+    for (let i = 0; i < this.n; i++) frames.push(newFrame(i, k, m, data.length));
+    return this.encodeInto(id, data, frames);
+  }
+
+  /** Fills the payloads of k+m frames whose headers are written, and seals them. */
+  private encodeInto(id: BlockId, data: Uint8Array, frames: Uint8Array[]): Uint8Array[] {
+    const { k, m } = this.options;
     const len = payloadLength(data.length, k);
     const dataPayloads = frames.slice(0, k).map(framePayload);
     for (let i = 0; i < k; i++) {
@@ -97,7 +105,7 @@ export class ErasureStore implements BlockBackend {
       dataPayloads[i].set(piece);
       dataPayloads[i].fill(0, piece.length); // zero padding past the end of the block
     }
-    // Parity goes straight into its frames (recycled ones when pooled): no allocation, no copy.
+    // Parity goes straight into its frames: no allocation, no copy.
     if (m > 0) rsEncodeInto(k, m, dataPayloads, frames.slice(k).map(framePayload));
     for (const f of frames) sealFrame(id, f);
     return frames;
@@ -177,10 +185,30 @@ export class ErasureStore implements BlockBackend {
    * listener added and removed per write, which at 64 KiB blocks was a tenth of the put's CPU.
    */
   private writeShards(id: BlockId, data: Uint8Array): Promise<void> {
-    const frames = this.encode(id, data, this.pool);
+    const { k, m, writeQuorum, hedgeMs } = this.options;
+    if (data.length > 0xffffffff) throw new RangeError("block larger than 4 GiB");
     const targets = this.targets(id);
-    const { writeQuorum, hedgeMs } = this.options;
     const n = this.n;
+    // Each frame is built where it will be sent from: inside a zdb connection's outgoing buffer
+    // when the backend offers that (one copy of the block's bytes fewer), else in a pooled frame.
+    const size = frameLength(data.length, k);
+    const reserved: (ReservedPut | null)[] = [];
+    const frames: Uint8Array[] = [];
+    const pooled: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const backend = this.members[targets[i]].backend;
+      const r = canPutInPlace(backend) ? backend.reservePut(id, size) : null;
+      reserved.push(r);
+      const frame = r ? r.value : this.pool.take(size);
+      if (!r) pooled.push(frame);
+      frames.push(writeFrameHeader(frame, i, k, m, data.length));
+    }
+    try {
+      this.encodeInto(id, data, frames);
+    } catch (err) {
+      for (const r of reserved) r?.cancel();
+      throw err;
+    }
     return new Promise<void>((resolve, reject) => {
       const failures: string[] = [];
       let stored = 0;
@@ -193,7 +221,7 @@ export class ErasureStore implements BlockBackend {
         done = true;
         clearTimeout(grace);
         // A failed or cut-off write may still be reading its frame: recycle only when every write succeeded.
-        if (stored === n) this.pool.give(frames);
+        if (stored === n) this.pool.give(pooled);
         if (stored >= writeQuorum) resolve();
         else reject(new StoreError(full ? "full" : "unavailable", `stored ${stored} of ${n} shards, need ${writeQuorum}: ${failures.join("; ")}`));
       };
@@ -207,15 +235,19 @@ export class ErasureStore implements BlockBackend {
         failures.push(`${this.members[t].backend.url}: ${(err as Error).message}`);
         if (++settled === n) finish();
       };
-      for (let i = 0; i < n; i++) {
-        const t = targets[i];
-        let write: Promise<void>;
-        try {
-          write = this.members[t].backend.put(id, frames[i]);
-        } catch (err) {
-          write = Promise.reject(err);
+      // Reserved writes first: a connection takes no other command while one of them is open.
+      for (const inPlace of [true, false]) {
+        for (let i = 0; i < n; i++) {
+          const r = reserved[i];
+          if ((r !== null) !== inPlace) continue;
+          let write: Promise<void>;
+          try {
+            write = r ? r.send() : this.members[targets[i]].backend.put(id, frames[i]);
+          } catch (err) {
+            write = Promise.reject(err);
+          }
+          write.then(stored1, failed1(targets[i]));
         }
-        write.then(stored1, failed1(t));
       }
     });
   }

@@ -27,6 +27,13 @@ export interface ZdbCallOptions {
 
 export type ZdbArg = string | Uint8Array;
 
+/** See ZdbClient.reserveSet. */
+export interface ReservedSet {
+  readonly value: Uint8Array;
+  send(opts?: ZdbCallOptions): Promise<RespValue>;
+  cancel(): void;
+}
+
 interface Pending {
   resolve: (v: RespValue) => void;
   reject: (e: StoreError) => void;
@@ -64,6 +71,8 @@ export class ZdbClient {
   private unsettled = 0;
   private watchdog: ReturnType<typeof setTimeout> | undefined;
   private watchdogAt = Infinity;
+  /** A reserveSet not yet sent or cancelled: its bytes sit at the end of the outgoing buffer. */
+  private reserving = false;
 
   private constructor(
     private socket: Socket<undefined> | null,
@@ -116,20 +125,76 @@ export class ZdbClient {
   }
 
   request(args: readonly ZdbArg[], opts: ZdbCallOptions = {}): Promise<RespValue> {
+    if (this.reserving) return Promise.reject(new Error(`${String(args[0])} while a reserved SET is outstanding: send or cancel it first`));
+    const refused = this.refusal(args[0], opts);
+    if (refused) return refused;
+    this.out.writer.command(args);
+    return this.enqueue(args[0], opts);
+  }
+
+  /**
+   * A SET whose value the caller writes in place: encodes the command up to a `length`-byte value
+   * in the outgoing buffer and returns that value's bytes to fill, then `send` queues the command
+   * (resolving as set() does) or `cancel` takes it back. Nothing else may be sent on this client
+   * between the two: the bytes move when the buffer grows. Null when the connection is closed.
+   * This spares a large value one copy from the caller's buffer into the outgoing one.
+   */
+  reserveSet(key: Uint8Array, length: number): ReservedSet | null {
+    if (this.closed || this.reserving) return null;
+    this.reserving = true;
+    const w = this.out.writer;
+    const mark = w.length;
+    w.arrayHeader(3);
+    w.bulkString("SET");
+    w.bulk(key);
+    const at = w.reserveBulk(length);
+    let done = false;
+    // A connection that failed meanwhile has emptied the buffer already.
+    const takeBack = () => {
+      if (!this.closed) w.rewind(mark);
+    };
+    return {
+      value: w.buf.subarray(at, at + length),
+      send: (opts: ZdbCallOptions = {}) => {
+        if (done) throw new Error("reserved SET already sent or cancelled");
+        done = true;
+        this.reserving = false;
+        const refused = this.refusal("SET", opts);
+        if (refused) {
+          takeBack();
+          return refused;
+        }
+        return this.enqueue("SET", opts);
+      },
+      cancel: () => {
+        if (done) return;
+        done = true;
+        this.reserving = false;
+        takeBack();
+      },
+    };
+  }
+
+  /** A rejection for a command that cannot be sent now, or null. */
+  private refusal(command: ZdbArg, opts: ZdbCallOptions): Promise<never> | null {
     if (this.closed) return Promise.reject(new StoreError("unavailable", `connection to ${this.label} is closed`, { backend: this.label }));
-    if (opts.signal?.aborted) return Promise.reject(new StoreError("aborted", `${String(args[0])} aborted`, { backend: this.label }));
+    if (opts.signal?.aborted) return Promise.reject(new StoreError("aborted", `${String(command)} aborted`, { backend: this.label }));
+    return null;
+  }
+
+  /** Waits for the reply of the command just encoded into the outgoing buffer. */
+  private enqueue(command: ZdbArg, opts: ZdbCallOptions): Promise<RespValue> {
     return new Promise<RespValue>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
       const deadline = performance.now() + timeoutMs;
-      const p: Pending = { resolve, reject, deadline, timeoutMs, command: args[0], signal: opts.signal, onAbort: undefined, settled: false };
+      const p: Pending = { resolve, reject, deadline, timeoutMs, command, signal: opts.signal, onAbort: undefined, settled: false };
       if (opts.signal) {
-        p.onAbort = () => this.settle(p, new StoreError("aborted", `${String(args[0])} aborted`, { backend: this.label }));
+        p.onAbort = () => this.settle(p, new StoreError("aborted", `${String(command)} aborted`, { backend: this.label }));
         opts.signal.addEventListener("abort", p.onAbort, { once: true });
       }
       this.unsettled++;
       if (deadline < this.watchdogAt) this.armWatchdog(deadline);
       this.queue.push(p);
-      this.out.writer.command(args);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         queueMicrotask(() => this.flush());

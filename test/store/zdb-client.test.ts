@@ -64,6 +64,28 @@ describe("ZdbClient", () => {
     await anon.close();
   });
 
+  test("a SET reserved in place is sent as filled; a cancelled one leaves no trace in the stream", async () => {
+    const c = await ZdbClient.connect({ host: "127.0.0.1", port: z.port });
+    const value = randomBytes(100_000);
+    const kept = c.reserveSet(Buffer.from("in-place"), value.length)!;
+    const dropped = c.reserveSet(Buffer.from("cancelled"), 5000);
+    // Nothing may be sent between a reservation and its send.
+    expect(dropped).toBeNull();
+    await expect(c.set("between", Buffer.from("x"))).rejects.toThrow(/reserved SET is outstanding/);
+    kept.value.set(value);
+    expect(Buffer.from((await kept.send()) as Uint8Array).toString()).toBe("in-place");
+    const cancelled = c.reserveSet(Buffer.from("cancelled"), 5000)!;
+    cancelled.value.fill(7);
+    cancelled.cancel();
+    const [got, gone, between, after] = await Promise.all([c.get("in-place"), c.get("cancelled"), c.get("between"), c.set("after", Buffer.from("y"))]);
+    expect(Buffer.from(got!).equals(value)).toBe(true);
+    expect(gone).toBeNull();
+    expect(between).toBeNull();
+    expect(Buffer.from(after!).toString()).toBe("after");
+    await c.close();
+    expect(c.reserveSet(Buffer.from("closed"), 1)).toBeNull();
+  });
+
   test("a server that never answers times the command out", async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
