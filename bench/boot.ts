@@ -29,6 +29,18 @@ async function floorSeconds(initrd: string, round: number): Promise<number> {
   }
 }
 
+/** Guest uptime (the kernel's console timestamps) at each boot milestone, for the per-round timeline. */
+const MILESTONES: [string, RegExp][] = [
+  ["initramfs unpacked, /init runs", /\[\s*([\d.]+)\] Run \/init as init process/],
+  ["init starts", /\[\s*([\d.]+)\] zos-init: boot: zos init starting/],
+  ["hardware modules loaded", /\[\s*([\d.]+)\] zos-init: modules: modules for this machine/],
+  ["RPC listening", /\[\s*([\d.]+)\] zos-init: rpc: listening on tcp/],
+  ["DHCP address", /\[\s*([\d.]+)\] zos-init: network: \S+ bound to/],
+];
+function guestTimeline(consoleText: string): string {
+  return MILESTONES.map(([what, re]) => `${what} ${re.exec(consoleText)?.[1] ?? "?"}`).join(", ");
+}
+
 /** Seconds to RPC-ready, and init's VmRSS read by a oneshot service through the RPC. */
 async function nodeRun(initramfs: string, label: string, round: number): Promise<{ seconds: number; rssMB: number }> {
   const node = await startNode({ initramfs, consoleLog: join(work, `${label}-${round}.log`) });
@@ -47,6 +59,7 @@ async function nodeRun(initramfs: string, label: string, round: number): Promise
     await withTimeout(c.call("node.poweroff"), 20_000);
     c.close();
     await node.vm.waitExit(90_000);
+    console.log(`  ${label} guest uptime (s): ${guestTimeline(node.vm.console)}`);
     return { seconds, rssMB: rssKb / 1024 };
   } finally {
     await node.vm.stop();
