@@ -6,7 +6,7 @@
 // dead datacenter does not make every read wait for connect attempts and retries.
 import { ZdbClient, type ZdbAddress } from "../zdb/client.ts";
 import { StoreError, hex, type BlockId, type OpOptions } from "../types.ts";
-import { BackendResting, asStoreError, runOp, type OpPolicy } from "../ops.ts";
+import { BackendResting, asStoreError, runOp, type OpContext, type OpPolicy } from "../ops.ts";
 import { checkId, type InPlacePutBackend, type ReservedPut, type ScannableBackend } from "./backend.ts";
 import type { BackendSpec } from "./url.ts";
 
@@ -90,6 +90,13 @@ export class ZdbBackend implements ScannableBackend, InPlacePutBackend {
     }
   }
 
+  /** A command on the live connection failed: forget the connection if it broke; say which backend and block. */
+  private failed(client: ZdbClient, err: unknown, ctx: OpContext): StoreError {
+    this.drop(client, err);
+    const e = asStoreError(err, ctx);
+    return new StoreError(e.code, e.message, { backend: ctx.backend, id: ctx.id }, { cause: e.cause ?? e });
+  }
+
   /**
    * Runs one command. On a live connection the first attempt goes straight to the client, whose
    * per-command deadline and abort handling already bound it: no deadline timer, controller or
@@ -115,12 +122,9 @@ export class ZdbBackend implements ScannableBackend, InPlacePutBackend {
     if (live === null || opts?.signal?.aborted) return full(this.policy, timeoutMs);
     const started = performance.now();
     return fn(live, opts?.signal, timeoutMs).catch((err) => {
-      this.drop(live, err);
-      const e = asStoreError(err, ctx);
+      const e = this.failed(live, err, ctx);
       const left = timeoutMs - (performance.now() - started);
-      if (e.code !== "unavailable" || this.policy.retries === 0 || left <= 0 || opts?.signal?.aborted) {
-        throw new StoreError(e.code, e.message, ctx, { cause: e.cause ?? e });
-      }
+      if (e.code !== "unavailable" || this.policy.retries === 0 || left <= 0 || opts?.signal?.aborted) throw e;
       // The connection broke under this command: dial again at once (a dead server makes the
       // dial fail and the backend rest), with the retries and time that are left.
       return full({ ...this.policy, retries: this.policy.retries - 1 }, left);
@@ -153,9 +157,7 @@ export class ZdbBackend implements ScannableBackend, InPlacePutBackend {
         reserved.send({ timeoutMs: this.policy.timeoutMs }).then(
           () => {},
           (err) => {
-            this.drop(live, err);
-            const e = asStoreError(err, { backend: this.url, id: hex(id), op: "put" });
-            throw new StoreError(e.code, e.message, { backend: this.url, id: hex(id) }, { cause: e.cause ?? e });
+            throw this.failed(live, err, { backend: this.url, id: hex(id), op: "put" });
           },
         ),
       cancel: () => reserved.cancel(),
