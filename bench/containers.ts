@@ -4,7 +4,10 @@
 //    makes its FUSE mount) and one whose flist another container already mounted, with a private
 //    network (netns, veth, bridge) and with host networking, against plain `crun run --detach` of the same root already
 //    extracted on disk with a config.json of the same shape (the floor), timed inside the node's
-//    namespaces so both sides pay the same process start-up;
+//    namespaces so both sides pay the same process start-up. The issue's goal (<= 2x the floor) is
+//    held against the first row: a new container with the default private network from an flist
+//    whose chunks are cached and nothing else prepared. The rows with the flist already mounted show
+//    what the FUSE mount costs;
 //  - cold start: the flist's blocks on a local zdb server (`zstore serve`) and an empty chunk cache;
 //  - 50 containers created concurrently: total time, and init's RSS growth per container.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -92,17 +95,17 @@ try {
   // warm the chunk cache and the bridge once
   await create("warm");
   await remove("warm");
-  const first = await (async () => {
-    const times: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      const t0 = performance.now();
-      await create(`f${i}`);
-      times.push(performance.now() - t0);
-      await remove(`f${i}`);
-      await floorOnce();
-    }
-    return median(times);
-  })();
+  const firstTimes: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const t0 = performance.now();
+    await create(`f${i}`);
+    firstTimes.push(performance.now() - t0);
+    await remove(`f${i}`);
+    await floorOnce();
+  }
+  const first = median(firstTimes);
+  // the fastest rounds of both sides: what each costs when the machine let it run undisturbed
+  const firstFastest = Math.min(...firstTimes), floorFastest = Math.min(...floorTimes);
   // from here on a container of the same flist keeps its FUSE mount up, as on a node running several
   await create("keeper");
 
@@ -127,8 +130,9 @@ try {
   const floor = median(floorTimes);
   results.push(
     { name: "create-to-running, first container of a cached flist (FUSE mount made), private network", value: first, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
-    { name: "create-to-running, flist already mounted, private network", value: ours, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
-    { name: "create-to-running, flist already mounted, host network", value: oursHost, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "<= 2x floor" },
+    { name: "create-to-running, first container of a cached flist, private network: fastest round", value: firstFastest, unit: "ms", peer: "crun run -d, extracted root: fastest round", peer_value: floorFastest, higher_is_better: false, goal: "informational (on a busy machine)" },
+    { name: "create-to-running, flist already mounted, private network", value: ours, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "informational (goal is the first row)" },
+    { name: "create-to-running, flist already mounted, host network", value: oursHost, unit: "ms", peer: "crun run -d, extracted root", peer_value: floor, higher_is_better: false, goal: "informational (goal is the first row)" },
   );
 
   // cold start: blocks on a zdb server inside the node's network namespace, chunk cache emptied each time

@@ -1,4 +1,4 @@
-// Running the system tools the manager drives (crun, ip, nft, mount). Always asynchronous: init
+// Running the system tools the manager drives (crun, ip, nft, umount). Always asynchronous: init
 // serves the FUSE mounts under the containers on its own event loop, so it must never block on a
 // child that may be reading one of them.
 import { ContainerError } from "./errors.ts";

@@ -90,7 +90,8 @@ export class Rootfs {
   async unmount(): Promise<void> {
     for (const p of mountsUnder(this.bundle)) {
       if (p === this.rootfs) {
-        await umountOffThread(p).catch(() => umountOffThread(p, MNT_DETACH));
+        // busy: detach it; if even that fails, the check below reports what is still mounted
+        await umountOffThread(p).catch(() => umountOffThread(p, MNT_DETACH)).catch(() => {});
       } else {
         umount(p, MNT_DETACH);
       }

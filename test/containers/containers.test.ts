@@ -5,6 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { RpcCallError, type RpcClient } from "../../init/rpc/client.ts";
 import type { ContainerInfo } from "../../init/containers/index.ts";
@@ -274,10 +275,14 @@ describe("bad input: a clear error and nothing half-created", () => {
     ["unknown flist", { name: "nofl", flist: "/nonexistent/x.fl", args: ["true"] }, "not-found", /does not exist/],
     ["a file that is not an flist", { name: "notfl", flist: "/etc/hostname", args: ["true"] }, "bad-flist", /flist/],
     ["an invalid name", { name: "Bad/Name", args: ["true"] }, "bad-params", /name/],
+    ["a name starting with a dash", { name: "-x", args: ["true"] }, "bad-params", /name/],
+    ["a name too long", { name: "x".repeat(33), args: ["true"] }, "bad-params", /name/],
     ["an empty command", { name: "nocmd", args: [] }, "bad-params", /command/],
     ["impossible memory", { name: "mem", args: ["true"], limits: { memoryBytes: 1 } }, "bad-params", /memory/],
     ["impossible cpus", { name: "cpu", args: ["true"], limits: { cpus: 10_000 } }, "bad-params", /cpus/],
     ["zero pids", { name: "pids", args: ["true"], limits: { pids: 0 } }, "bad-params", /pids/],
+    ["more memory than the node has", { name: "bigmem", args: ["true"], limits: { memoryBytes: totalmem() * 2 } }, "bad-params", /memory/],
+    ["a zero cpu weight", { name: "weight", args: ["true"], limits: { cpuWeight: 0 } }, "bad-params", /weight/],
     ["a relative mount target", { name: "mnt", args: ["true"], mounts: [{ type: "tmpfs", target: "rel" }] }, "bad-params", /target/],
     ["a vdisk mount on the host", { name: "vd", args: ["true"], mounts: [{ type: "vdisk", vdisk: "d1", target: "/d" }] }, "unsupported", /NBD/],
     ["forwards with host networking", { name: "hostnet", args: ["true"], network: "host", ports: [{ hostPort: 1234, containerPort: 1 }] }, "bad-params", /private network/],
