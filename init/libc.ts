@@ -3,7 +3,7 @@
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { arch } from "node:os";
 
-const i32 = FFIType.i32, i64 = FFIType.i64, u64 = FFIType.u64, ptr = FFIType.ptr, cstring = FFIType.cstring, voidType = FFIType.void;
+const i32 = FFIType.i32, u32 = FFIType.u32, i64 = FFIType.i64, u64 = FFIType.u64, ptr = FFIType.ptr, cstring = FFIType.cstring, voidType = FFIType.void;
 
 const lib = dlopen("libc.so.6", {
   getpid: { args: [], returns: i32 },
@@ -11,6 +11,7 @@ const lib = dlopen("libc.so.6", {
   waitpid: { args: [i32, ptr, i32], returns: i32 },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
   umount2: { args: [ptr, i32], returns: i32 },
+  mknod: { args: [ptr, u32, u64], returns: i32 },
   reboot: { args: [i32], returns: i32 },
   sync: { args: [], returns: voidType },
   sethostname: { args: [ptr, u64], returns: i32 },
@@ -72,6 +73,12 @@ export function reapPid(pid: number): { pid: number; status: number } | null {
 export const MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_RELATIME = 1 << 21;
 export function mount(source: string, target: string, fstype: string, flags: number, data = ""): void {
   check("mount", c.mount(cstr(source), cstr(target), cstr(fstype), flags, data ? cstr(data) : null), `${fstype} on ${target}`);
+}
+
+/** dev_t as glibc's makedev() builds it. */
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  const dev = (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n) | (BigInt(major & ~0xfff) << 32n);
+  check("mknod", c.mknod(cstr(path), mode, dev), path);
 }
 
 export const MNT_DETACH = 2;

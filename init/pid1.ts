@@ -6,6 +6,7 @@ import { readZosCmdline } from "./boot/cmdline.ts";
 import { finishPid1Shutdown } from "./boot/final.ts";
 import { mountEarly } from "./boot/mounts.ts";
 import { loadBootModules, loadServiceModules } from "./boot/modules.ts";
+import { makeStaticNodes } from "./boot/static-nodes.ts";
 import { startNetworking } from "./boot/network.ts";
 import { prepareStateDir } from "./boot/state.ts";
 import { startTimeSync } from "./boot/time.ts";
@@ -59,6 +60,8 @@ export function runPid1(args: InitArgs): NodeRuntime | null {
     log.info(`RLIMIT_NOFILE ${getRlimit(RLIMIT_NOFILE).soft}`);
   });
   const bootModules = skip.has("modules") ? null : loadBootModules(health);
+  // modules left to load on first use need their /dev node to be there to be asked for (/dev/fuse)
+  if (bootModules) step(health, "static-nodes", () => void makeStaticNodes(bootModules.modules.dir));
 
   const state = prepareStateDir(cmdline.state, health);
   const node = new NodeRuntime({

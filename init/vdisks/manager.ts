@@ -6,11 +6,11 @@
 // network that carries its NBD connection is still up.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCommand } from "../containers/command.ts";
+import { runCommand, type CommandResult } from "../containers/command.ts";
 import { logger } from "../log.ts";
 import { VdiskError } from "./errors.ts";
 import { probeDevice } from "./filesystem.ts";
-import { defaultNbdSys, isConnected, loadNbdModule, pickFreeDevice, type NbdSys } from "./nbd-devices.ts";
+import { defaultNbdSys, ioProgress, isConnected, loadNbdModule, pickFreeDevice, type NbdSys } from "./nbd-devices.ts";
 import { nbdClientTarget, parseNbdUrl } from "./url.ts";
 
 const log = logger("vdisks");
@@ -18,6 +18,8 @@ const log = logger("vdisks");
 export const vdiskNamePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Connecting can hang on an unreachable host; give up well before a caller's RPC timeout would. */
 const CONNECT_TIMEOUT_MS = 60_000;
+/** At shutdown, a vdisk whose server completed no request for this long during its unmount is cut off. */
+const STALL_MS = 15_000;
 
 export interface AttachRequest {
   name: string;
@@ -128,7 +130,7 @@ export class VdiskManager {
     });
   }
 
-  /** Unmounts (lazily if still busy) and disconnects every vdisk, newest first. */
+  /** Unmounts (lazily if still busy; see unmountOrCut for a dead server) and disconnects every vdisk, newest first. */
   shutdown(): Promise<void> {
     return this.serial(async () => {
       for (const v of [...this.vdisks.values()].reverse()) {
@@ -197,12 +199,38 @@ export class VdiskManager {
     }
   }
 
-  private async detachNow(v: Vdisk, lazy: boolean): Promise<void> {
+  /**
+   * umount while watching the device: as long as its server completes requests, however slowly, the
+   * unmount may take its time; once none completed for STALL_MS, the server is taken as gone and
+   * the connection is cut (nbd-client -d), which fails the waiting I/O so the unmount ends and the
+   * node can power off. What was not written by then is lost: it could not be. (The in-flight count
+   * of /sys/block/nbdN/stat is no help: a stuck flush, what an unmount waits on, is not counted.)
+   */
+  private async unmountOrCut(v: Vdisk, mountpoint: string): Promise<CommandResult> {
+    const umount = runCommand(["umount", mountpoint]);
+    let last = ioProgress(this.sys, v.index), progressAt = performance.now();
+    for (;;) {
+      const done = await Promise.race([umount, Bun.sleep(1000).then(() => null)]);
+      if (done) return done;
+      const completed = ioProgress(this.sys, v.index);
+      if (completed !== last) {
+        last = completed;
+        progressAt = performance.now();
+      } else if (performance.now() - progressAt >= STALL_MS) {
+        log.warn(`vdisk ${v.name}: its server completed no request in ${STALL_MS / 1000} s of unmounting; cutting the connection, unwritten data is lost`);
+        await runCommand(["nbd-client", "-d", v.device]);
+        return umount;
+      }
+    }
+  }
+
+  /** At shutdown (`atShutdown`) a busy mount is detached lazily and a dead server is cut off. */
+  private async detachNow(v: Vdisk, atShutdown: boolean): Promise<void> {
     const ctx = { vdisk: v.name, device: v.device };
     if (v.mountpoint && isMountpoint(v.mountpoint)) {
-      const r = await runCommand(["umount", v.mountpoint]);
+      const r = atShutdown ? await this.unmountOrCut(v, v.mountpoint) : await runCommand(["umount", v.mountpoint]);
       if (r.code !== 0) {
-        if (!lazy) throw new VdiskError("conflict", `cannot unmount ${v.mountpoint}: ${r.stderr.trim()}`, { ...ctx, step: "unmount" });
+        if (!atShutdown) throw new VdiskError("conflict", `cannot unmount ${v.mountpoint}: ${r.stderr.trim()}`, { ...ctx, step: "unmount" });
         await runCommand(["umount", "-l", v.mountpoint]);
       }
     }

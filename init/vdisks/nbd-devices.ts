@@ -26,6 +26,20 @@ export function isConnected(sys: NbdSys, index: number): boolean {
   return existsSync(join(sys.sysBlock, `nbd${index}`, "pid"));
 }
 
+/**
+ * Requests the device has completed so far, from /sys/block/nbdN/stat (Documentation/block/stat.rst,
+ * 0-based fields: 0 read I/Os, 4 write I/Os, 11 discard I/Os, 15 flush I/Os; the last two exist
+ * since Linux 4.18 and 5.5). 0 once the device is gone.
+ */
+export function ioProgress(sys: NbdSys, index: number): number {
+  try {
+    const f = readFileSync(join(sys.sysBlock, `nbd${index}`, "stat"), "utf8").trim().split(/\s+/).map(Number);
+    return f[0] + f[4] + (f[11] ?? 0) + (f[15] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** The lowest unconnected device that nobody else in this process has claimed. */
 export function pickFreeDevice(sys: NbdSys, claimed: Set<number>): number | null {
   return nbdDevices(sys).find((i) => !claimed.has(i) && !isConnected(sys, i)) ?? null;

@@ -10,8 +10,8 @@
 //    (the vdisk is detached with it) and recreated: the file is still there and no mkfs ran again;
 //  - a persistent container (overlay upper dir on a vdisk) keeps what it wrote to its root;
 //  - vdisk.attach/list/detach over RPC (bad calls refused), read-only and read-write, containers
-//    using vdisks attached that way, and poweroff detaching the still-attached vdisk before the
-//    node powers off.
+//    using vdisks attached that way, and poweroff detaching the still-attached vdisks before the
+//    node powers off, cutting off one whose server hangs (SIGSTOPped) rather than waiting forever.
 // Prints a timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
 // Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -34,15 +34,19 @@ mkdirSync(logs, { recursive: true });
 
 let store: ExampleStore;
 let vdisks: HostVdiskServer;
+/** Frozen before the poweroff: its vdisk's unmount hangs until shutdown cuts the connection. */
+let hung: HostVdiskServer;
 let node: NodeVm | null = null;
 beforeAll(async () => {
   store = await startExampleStore(join(dir, "store"));
   vdisks = await startVdiskServer(join(dir, "vdisks"), ["ctr", "direct"]);
+  hung = await startVdiskServer(join(dir, "hung"), ["hung"], "32M");
 }, 120_000);
 afterAll(async () => {
   await node?.vm.stop();
   await store?.stop();
   await vdisks?.stop();
+  await hung?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -185,11 +189,17 @@ describe("containers on a node in QEMU", () => {
       expect(await call<VdiskInfo[]>("vdisk.list")).toEqual([expect.objectContaining({ name: "direct", users: [] })]);
       vm.mark("vdisk attached over RPC, used by a container");
 
-      // poweroff with the vdisk still attached: unmounted and disconnected before the node powers off
+      // poweroff with two vdisks attached, one on a server that hangs: that one is cut off after 15 s
+      // without progress, the other unmounted cleanly, both before the node powers off
+      await call<VdiskInfo>("vdisk.attach", { name: "hung", url: `nbd://10.0.2.2:${hung.port}/hung`, format: "ext4", mountpoint: "/mnt/hung" }, 120_000);
+      hung.freeze();
       expect(await call<{ accepted: string }>("node.poweroff")).toEqual({ accepted: "poweroff" });
-      expect(await vm.waitExit(90_000)).toBe(0);
+      expect(await vm.waitExit(120_000)).toBe(0);
       const text = vm.console;
-      const order = ["vdisk direct: unmounted /mnt/direct, disconnected /dev/nbd", "shutdown: powering off", "reboot: Power down"].map((m) => ({ m, at: text.indexOf(m) }));
+      const order = [
+        "vdisk hung: its server completed no request in 15 s", "vdisk hung: unmounted /mnt/hung, disconnected /dev/nbd",
+        "vdisk direct: unmounted /mnt/direct, disconnected /dev/nbd", "shutdown: powering off", "reboot: Power down",
+      ].map((m) => ({ m, at: text.indexOf(m) }));
       expect(order.filter((o) => o.at < 0)).toEqual([]);
       expect(order.map((o) => o.at)).toEqual(order.map((o) => o.at).sort((a, b) => a - b));
       console.log(vm.timelineText());

@@ -4,6 +4,8 @@ import { join } from "node:path";
 
 export interface HostVdiskServer {
   port: number;
+  /** SIGSTOP: connections stay open and nothing answers (a hung server, not a closed one). */
+  freeze(): void;
   stop(): Promise<void>;
 }
 
@@ -23,7 +25,15 @@ export async function startVdiskServer(root: string, names: string[], size = "12
     const m = /"port":(\d+)/.exec(text);
     if (m) {
       void (async () => { while (!(await reader.read()).done); })();
-      return { port: Number(m[1]), stop: async () => { proc.kill(); await proc.exited; } };
+      return {
+        port: Number(m[1]),
+        freeze: () => proc.kill("SIGSTOP"),
+        stop: async () => {
+          proc.kill("SIGCONT");
+          proc.kill();
+          await proc.exited;
+        },
+      };
     }
   }
 }
