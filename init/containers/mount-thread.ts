@@ -5,7 +5,7 @@ import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { openSync } from "node:fs";
 import { LibcError, mount, umount } from "../libc.ts";
 import { configureInside, NetlinkError } from "./netlink.ts";
-import type { MountReply, MountRequest } from "./off-thread.ts";
+import type { OffThreadReply, OffThreadRequest } from "./off-thread.ts";
 
 declare const self: Worker;
 
@@ -36,9 +36,9 @@ function makeNetns(path: string, inside: Parameters<typeof configureInside>[0]):
   }
 }
 
-self.onmessage = (e: MessageEvent<MountRequest>) => {
+self.onmessage = (e: MessageEvent<OffThreadRequest>) => {
   const r = e.data;
-  let reply: MountReply = { id: r.id, errno: 0, message: "" };
+  let reply: OffThreadReply = { id: r.id, errno: 0, message: "" };
   try {
     if (r.op === "mount") mount(r.source, r.target, r.fstype, r.flags, r.data);
     else if (r.op === "umount") umount(r.target, r.flags);

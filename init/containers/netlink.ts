@@ -33,7 +33,7 @@ const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400
 const IFLA_IFNAME = 3, IFLA_MASTER = 10, IFLA_LINKINFO = 18, IFLA_NET_NS_PID = 19, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
 const IFA_ADDRESS = 1, IFA_LOCAL = 2, RTA_GATEWAY = 5, RTA_OIF = 4;
 const AF_INET = 2, IFF_UP = 1, RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RTN_UNICAST = 1;
-export const ENODEV = 19;
+const ENODEV = 19;
 
 /** A request the kernel refused, with its errno. */
 export class NetlinkError extends Error {
@@ -103,7 +103,7 @@ function request(type: number, flags: number, parts: Buffer[], what: string): vo
   }
 }
 
-export function ifindex(name: string): number {
+function ifindex(name: string): number {
   const i = libc.if_nametoindex(str(name));
   if (!i) throw new NetlinkError(errno(), `no interface ${name}`);
   return i;

@@ -7,12 +7,13 @@
 //    unshare(CLONE_NEWNET)s itself, which the main thread must never do.
 // Each replaces a process (mount(8), umount(8), `unshare ip -batch`) that costs 2-8 ms to start.
 import type { InsideNetwork } from "./netlink.ts";
-export type MountRequest =
+
+export type OffThreadRequest =
   | { id: number; op: "mount"; source: string; target: string; fstype: string; flags: number; data: string }
   | { id: number; op: "umount"; target: string; flags: number }
   | { id: number; op: "netns"; path: string; inside: InsideNetwork };
 
-export interface MountReply {
+export interface OffThreadReply {
   id: number;
   /** 0 on success, else the errno of the failed call (-1 when it failed before the call). */
   errno: number;
@@ -20,10 +21,10 @@ export interface MountReply {
 }
 
 /** A call refused by the kernel, with its errno. */
-export class OffThreadMountError extends Error {
+export class OffThreadError extends Error {
   constructor(readonly errno: number, message: string) {
     super(message);
-    this.name = "OffThreadMountError";
+    this.name = "OffThreadError";
   }
 }
 
@@ -35,17 +36,17 @@ function thread(): Worker {
   if (worker) return worker;
   const w = new Worker(new URL("./mount-thread.ts", import.meta.url).href);
   w.unref();
-  w.onmessage = (e: MessageEvent<MountReply>) => {
+  w.onmessage = (e: MessageEvent<OffThreadReply>) => {
     const pending = waiting.get(e.data.id);
     if (!pending) return;
     waiting.delete(e.data.id);
     if (e.data.errno === 0) pending.resolve();
-    else pending.reject(new OffThreadMountError(e.data.errno, e.data.message));
+    else pending.reject(new OffThreadError(e.data.errno, e.data.message));
   };
   w.onerror = (e) => {
     // the thread is gone: fail what it had, start a new one on the next call
     worker = null;
-    for (const p of waiting.values()) p.reject(new OffThreadMountError(-1, `mount thread failed: ${e.message}`));
+    for (const p of waiting.values()) p.reject(new OffThreadError(-1, `mount thread failed: ${e.message}`));
     waiting.clear();
   };
   worker = w;
@@ -54,7 +55,7 @@ function thread(): Worker {
 
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
-function call(req: WithoutId<MountRequest>): Promise<void> {
+function call(req: WithoutId<OffThreadRequest>): Promise<void> {
   const id = nextId++;
   return new Promise<void>((resolve, reject) => {
     waiting.set(id, { resolve, reject });
