@@ -2,7 +2,7 @@
 // (create, serve, list, snapshot, ...), run here on this machine against its own stores.
 import type { VdiskInfo } from "../../init/vdisks/manager.ts";
 import type { CliContext } from "./container.ts";
-import { duration, table } from "../format.ts";
+import { bytes, duration, table } from "../format.ts";
 
 export const vdiskHelp = `  vdisk attach NAME nbd://HOST[:PORT]/EXPORT|nbd+unix:///EXPORT?socket=PATH [--format ext4] [--mount DIR] [--read-only]
                               connect an NBD export on the node (ext4 made if blank and --format given)
@@ -12,8 +12,8 @@ export const vdiskHelp = `  vdisk attach NAME nbd://HOST[:PORT]/EXPORT|nbd+unix:
 function rows(list: VdiskInfo[]): string {
   const now = Date.now();
   return table(
-    ["NAME", "DEVICE", "MOUNTPOINT", "MODE", "USERS", "UP", "URL"],
-    list.map((v) => [v.name, v.device, v.mountpoint, v.readOnly ? "ro" : "rw", v.users.join(",") || null, duration(now - v.attachedAt), v.url]),
+    ["NAME", "DEVICE", "SIZE", "MOUNTPOINT", "MODE", "USERS", "UP", "URL"],
+    list.map((v) => [v.name, v.device, bytes(v.sizeBytes), v.mountpoint, v.readOnly ? "ro" : "rw", v.users.join(",") || null, duration(now - v.attachedAt), v.url]),
   );
 }
 

@@ -1,7 +1,7 @@
 // vdisk.* methods: NBD exports attached to the node with the kernel NBD client.
 //
 //   vdisk.attach  {name, url, format?: "ext4", mountpoint?, readOnly?}
-//                 -> {name, url, device, mountpoint, readOnly, formatted, users, attachedBy, attachedAt}
+//                 -> {name, url, device, sizeBytes, mountpoint, readOnly, formatted, users, attachedBy, attachedAt}
 //       name       1-63 of a-z 0-9 _ -, starting with a letter or digit
 //       url        nbd://host[:port]/export (port 10809 by default) or nbd+unix:///export?socket=/path
 //       format     made on the device when its first 64 KiB are blank (never over existing data:

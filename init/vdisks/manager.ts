@@ -10,7 +10,7 @@ import { runCommand, type CommandResult } from "../containers/command.ts";
 import { logger } from "../log.ts";
 import { VdiskError } from "./errors.ts";
 import { probeDevice } from "./filesystem.ts";
-import { defaultNbdSys, ioProgress, isConnected, loadNbdModule, pickFreeDevice, type NbdSys } from "./nbd-devices.ts";
+import { defaultNbdSys, deviceBytes, ioProgress, isConnected, loadNbdModule, pickFreeDevice, type NbdSys } from "./nbd-devices.ts";
 import { nbdClientTarget, parseNbdUrl } from "./url.ts";
 
 const log = logger("vdisks");
@@ -36,6 +36,7 @@ export interface VdiskInfo {
   name: string;
   url: string;
   device: string;
+  sizeBytes: number;
   mountpoint: string | null;
   readOnly: boolean;
   /** True when this attach made the filesystem (the device was blank). */
@@ -186,7 +187,7 @@ export class VdiskManager {
         await mustRun(["mount", ...(req.format ? ["-t", req.format] : []), ...options, device, req.mountpoint], { ...ctx, step: "mount" });
       }
       const v: Vdisk = {
-        name, url: req.url, device, index, mountpoint: req.mountpoint ?? null, readOnly: req.readOnly ?? false, formatted,
+        name, url: req.url, device, index, sizeBytes: deviceBytes(this.sys, index), mountpoint: req.mountpoint ?? null, readOnly: req.readOnly ?? false, formatted,
         users: new Set(), attachedBy: by, attachedAt: Date.now(),
       };
       this.vdisks.set(name, v);

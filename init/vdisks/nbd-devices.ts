@@ -22,6 +22,11 @@ export function nbdDevices(sys: NbdSys): number[] {
   return readdirSync(sys.sysBlock).map((e) => /^nbd(\d+)$/.exec(e)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b);
 }
 
+/** The connected export's size: /sys/block/nbdN/size counts 512-byte sectors whatever the block size. */
+export function deviceBytes(sys: NbdSys, index: number): number {
+  return Number(readFileSync(join(sys.sysBlock, `nbd${index}`, "size"), "utf8").trim()) * 512;
+}
+
 export function isConnected(sys: NbdSys, index: number): boolean {
   return existsSync(join(sys.sysBlock, `nbd${index}`, "pid"));
 }

@@ -138,7 +138,7 @@ describe("containers on a node in QEMU", () => {
       await create({ name: "writer", mounts: [dataMount], args: ["/bin/sh", "-c", `echo ${secret} > /data/file && sync`] });
       expect(await exited("writer")).toMatchObject({ code: 0 });
       const attached = await call<VdiskInfo[]>("vdisk.list");
-      expect(attached).toEqual([expect.objectContaining({ name: "data", url: ctrUrl, formatted: true, users: ["writer"], attachedBy: "container" })]);
+      expect(attached).toEqual([expect.objectContaining({ name: "data", url: ctrUrl, sizeBytes: 128 << 20, formatted: true, users: ["writer"], attachedBy: "container" })]);
       expect(attached[0].device).toMatch(/^\/dev\/nbd\d+$/);
       await call("container.delete", { name: "writer" });
       expect(await call<VdiskInfo[]>("vdisk.list")).toEqual([]);

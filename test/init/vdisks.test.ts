@@ -9,7 +9,7 @@ import { RpcClient } from "../../init/rpc/client.ts";
 import { VdiskError } from "../../init/vdisks/errors.ts";
 import { classify, probeDevice, PROBE_BYTES } from "../../init/vdisks/filesystem.ts";
 import { VdiskManager } from "../../init/vdisks/manager.ts";
-import { ioProgress, loadNbdModule, pickFreeDevice, type NbdSys } from "../../init/vdisks/nbd-devices.ts";
+import { deviceBytes, ioProgress, loadNbdModule, pickFreeDevice, type NbdSys } from "../../init/vdisks/nbd-devices.ts";
 import { nbdClientTarget, parseNbdUrl } from "../../init/vdisks/url.ts";
 import { parseRunArgs } from "../../cli/commands/container.ts";
 import { parseAttachArgs } from "../../cli/commands/vdisk.ts";
@@ -101,7 +101,7 @@ describe("nbd devices", () => {
     expect(pickFreeDevice(sys, new Set([1, 2, 10]))).toBeNull();
   });
 
-  test("requests completed, from the device's stat (reads, writes, discards, flushes)", () => {
+  test("requests completed (reads, writes, discards, flushes) and size, from sysfs", () => {
     const sys = fakeSys({ 3: { connected: true } });
     writeFileSync(join(sys.sysBlock, "nbd3", "stat"), "     100        0     800       10      40        0      320       5        2       20       30       7        0       56        1        9        3\n");
     expect(ioProgress(sys, 3)).toBe(100 + 40 + 7 + 9);
@@ -109,6 +109,8 @@ describe("nbd devices", () => {
     writeFileSync(join(sys.sysBlock, "nbd3", "stat"), "5 0 40 1 6 0 48 1 0 2 2\n");
     expect(ioProgress(sys, 3)).toBe(11);
     expect(ioProgress(sys, 4)).toBe(0);
+    writeFileSync(join(sys.sysBlock, "nbd3", "size"), "262144\n");
+    expect(deviceBytes(sys, 3)).toBe(128 * 1024 * 1024);
   });
 
   test("no devices and no nbd module: unsupported", () => {
