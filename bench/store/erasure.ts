@@ -4,12 +4,13 @@
 // killed, and the space the servers use on disk for 1 GiB stored.
 // Also the CPU time (this process plus the servers) per GiB put and got: on a shared machine the
 // MB/s swing with the load, the CPU cost does not, and 2 cores / (CPU s per GiB) bounds the rate.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchResult } from "../lib/report.ts";
 import { ErasureStore, openBackend } from "../../store/index.ts";
 import { BenchBlocks } from "../../store/commands/bench.ts";
 import { ZdbProcess } from "../../test/store/cluster.ts";
+import { cpuSeconds } from "./proc.ts";
 
 const BLOCK = 512 * 1024;
 const BLOCKS = 2048; // 1 GiB
@@ -26,12 +27,6 @@ function diskBytes(dir: string): number {
     total += s.isDirectory() ? diskBytes(join(dir, name)) : s.blocks * 512;
   }
   return total;
-}
-
-/** CPU seconds used so far by a process (user + system, from /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export async function benchErasure(): Promise<BenchResult[]> {
