@@ -442,8 +442,8 @@ export class Namespace {
    * write for the whole run: at small values the two syscalls per entry cost more than the bytes.
    * Each entry is planned against the namespace plus the entries planned before it (overwrites,
    * unchanged values, maxsize), written, and only then applied to the in-memory index; if the
-   * write fails the files are cut back and every entry goes through put() on its own, so each
-   * gets exactly the answer (stored, or its own error) it would have had alone. Sequential
+   * write fails the files are cut back and the entries go through put() one by one, so each gets
+   * exactly the answer (stored, or its own error) it would have had alone. Sequential
    * namespaces, and a run that would start a new data file, take put() per entry.
    * Returns per entry what put() returns, or the ZdbError it throws.
    */
@@ -505,7 +505,9 @@ export class Namespace {
       end += len;
     }
     if (planned.length > 0 && !this.appendRun(planned.map((p) => ({ key: items[p.item].key, keyStr: p.keyStr, value: items[p.item].value, crc: p.crc, offset: p.offset })))) {
-      for (const p of planned) one(p.item);
+      // Entries after the first planned one were judged against a run that did not happen
+      // (an identical value "already stored", room under maxsize): judge them all again.
+      for (let j = planned[0].item; j < i; j++) one(j);
     }
     for (; i < items.length; i++) one(i);
     return results;

@@ -1,16 +1,22 @@
 // Namespace.putMany (how the zdb server writes a run of pipelined SETs: one data write, one index
 // write) must answer and store exactly what the same SETs one at a time would: a model-based
-// property test against put() on a twin namespace, before and after a reopen; and a run that
-// crosses the data file size still splits files correctly.
+// property test against put() on a twin namespace, before and after a reopen; a run that crosses
+// the data file size still splits files correctly; a run the disk cannot take is answered per
+// entry, as put() would (a 1 MiB tmpfs).
 import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Namespace, type NamespaceSettings, type StorageConfig } from "../../store/zdb/namespace.ts";
 import { ZdbError } from "../../store/zdb/errors.ts";
 import { removeDir, tempDir } from "./zdb-process.ts";
 
 const dirs: string[] = [];
-afterEach(() => dirs.splice(0).forEach(removeDir));
+const mounts: string[] = [];
+afterEach(() => {
+  for (const m of mounts.splice(0)) Bun.spawnSync(["umount", "-l", m]);
+  dirs.splice(0).forEach(removeDir);
+});
 
 function config(datasize: number): StorageConfig {
   const d = tempDir("zdb-putmany");
@@ -90,6 +96,42 @@ describe("zdb putMany", () => {
     expect(want.size).toBe(40);
     ns.close();
     const again = Namespace.open("n", cfg);
+    expect(contents(again)).toEqual(want);
+    again.close();
+  });
+
+  test("a run the disk cannot take: cut back, then each entry answered as put() alone would", () => {
+    const cfg = config(64 * 1024 * 1024);
+    const mnt = join(cfg.dataRoot, "..", "mnt");
+    mkdirSync(mnt);
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
+    expect(mounted.exitCode).toBe(0);
+    mounts.push(mnt);
+    const onTmpfs = { ...cfg, dataRoot: mnt };
+    const ns = Namespace.open("n", onTmpfs);
+    const small = Buffer.alloc(100_000, 1);
+    for (let i = 0; i < 6; i++) expect(ns.put(Buffer.from(`fill${i}`), small)).not.toBeNull();
+    // About 400 KiB are left: one big value fits, the same value again would be "unchanged" if the
+    // first had been stored, and the third cannot fit at all. The run as a whole does not fit.
+    const big = Buffer.alloc(300_000, 2);
+    const results = ns.putMany([
+      { key: Buffer.from("big"), value: big },
+      { key: Buffer.from("big"), value: big },
+      { key: Buffer.from("more"), value: Buffer.alloc(300_000, 3) },
+    ]);
+    expect(Buffer.from(results[0] as Uint8Array).toString()).toBe("big");
+    expect(results[1]).toBeNull(); // stored by the first, so unchanged: true this time
+    expect(results[2]).toMatchObject({ code: "full" });
+    const twin = ns.putMany([
+      { key: Buffer.from("x1"), value: Buffer.alloc(300_000, 4) },
+      { key: Buffer.from("x1"), value: Buffer.alloc(300_000, 4) },
+    ]);
+    // Neither fits: the second must not claim an unchanged value that was never stored.
+    expect(twin.map((r) => (r instanceof ZdbError ? r.code : r))).toEqual(["full", "full"]);
+    const want = contents(ns);
+    expect([...want.keys()].sort()).toEqual(["big", "fill0", "fill1", "fill2", "fill3", "fill4", "fill5"]);
+    ns.close();
+    const again = Namespace.open("n", onTmpfs);
     expect(contents(again)).toEqual(want);
     again.close();
   });
