@@ -2,7 +2,7 @@
 // TCP port, with the admin key given on the kernel command line — as an operator would.
 // Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot, with
 // a host store serving a busybox flist that a container reads, and a vdisk on the host's NBD server
-// attached with the kernel NBD client, formatted, written, and read back after the reboot),
+// attached with vdisk.attach (kernel NBD client), formatted, written, and read back after the reboot),
 // the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its
 // timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
 // Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
@@ -135,19 +135,9 @@ async function startVdiskServer(root: string): Promise<{ port: number; stop(): P
   }
 }
 
-/**
- * A oneshot service that attaches the host's vdisk with the kernel NBD client, optionally makes
- * ext4 on it, mounts it and runs `body`, then detaches; resolves with its stdout lines once it ended.
- */
-async function withVdisk(node: NodeVm, name: string, port: number, format: boolean, body: string): Promise<string[]> {
-  const bb = "/bin/busybox";
-  const steps = [
-    `/usr/sbin/nbd-client 10.0.2.2 ${port} /dev/nbd0 -N disk`,
-    ...(format ? ["/usr/sbin/mkfs.ext4 -q -F /dev/nbd0"] : []),
-    `${bb} mkdir -p /mnt/vdisk`, "/usr/bin/mount -t ext4 /dev/nbd0 /mnt/vdisk", body, `${bb} sync`,
-    "/usr/bin/umount /mnt/vdisk", "/usr/sbin/nbd-client -d /dev/nbd0",
-  ];
-  await call(node, "service.monitor", { name, config: { oneshot: true, exec: `${bb} sh -c "${steps.join(" && ")}"` } });
+/** Runs `command` as a oneshot service; resolves with its stdout lines once it exited 0. */
+async function runOneshot(node: NodeVm, name: string, command: string): Promise<string[]> {
+  await call(node, "service.monitor", { name, config: { oneshot: true, exec: `/bin/busybox sh -c "${command}"` } });
   const status = await until(`${name} finished`, async () => {
     const st = await call<ServiceStatus & { lastExit: { code: number | null } | null }>(node, "service.status", { name });
     return st.lastExit ? st : null;
@@ -155,6 +145,18 @@ async function withVdisk(node: NodeVm, name: string, port: number, format: boole
   const lines = (await call<{ line: string; stream: string }[]>(node, "service.logs", { name })).filter((l) => l.stream === "stdout").map((l) => l.line);
   expect({ name, exit: status.lastExit?.code, lines }).toMatchObject({ exit: 0 });
   return lines;
+}
+
+interface AttachedVdisk { name: string; url: string; device: string; mountpoint: string | null; formatted: boolean }
+
+/** vdisk.attach of the host's export, ext4 (made only if blank) mounted on /mnt/vdisk. */
+async function attachVdisk(node: NodeVm, port: number): Promise<AttachedVdisk> {
+  const url = `nbd://10.0.2.2:${port}/disk`;
+  const attached = await call<AttachedVdisk>(node, "vdisk.attach", { name: "data", url, format: "ext4", mountpoint: "/mnt/vdisk" });
+  expect(attached).toMatchObject({ name: "data", url, mountpoint: "/mnt/vdisk" });
+  expect(attached.device).toMatch(/^\/dev\/nbd\d+$/);
+  expect((await call<AttachedVdisk[]>(node, "vdisk.list")).map((v) => v.name)).toEqual(["data"]);
+  return attached;
 }
 
 describe("floor", () => {
@@ -244,8 +246,12 @@ describe("node, direct kernel boot", () => {
     // detaches it), and the poweroff check below wants the state disk cleanly unmounted
     await call(node, "container.delete", { name: "flist-check" });
 
-    // a vdisk served from the host (our NBD server) through the kernel NBD client: ext4, written, read
-    expect(await withVdisk(node, "vdisk-write", vdisk.port, true, `echo ${token} > /mnt/vdisk/data && /bin/busybox cat /mnt/vdisk/data`)).toContain(token);
+    // a vdisk served from the host (our NBD server) attached with vdisk.attach (the kernel NBD
+    // client): blank, so ext4 is made; written and read by a service; detached again
+    expect((await attachVdisk(node, vdisk.port)).formatted).toBe(true);
+    expect(await runOneshot(node, "vdisk-write", `echo ${token} > /mnt/vdisk/data && /bin/busybox sync && /bin/busybox cat /mnt/vdisk/data`)).toEqual([token]);
+    expect(await call(node, "vdisk.detach", { name: "data" })).toEqual({ detached: "data" });
+    expect(await call<AttachedVdisk[]>(node, "vdisk.list")).toEqual([]);
     node.vm.mark("vdisk written over NBD");
 
     // an orphaned grandchild is reparented to PID 1 and reaped
@@ -268,7 +274,10 @@ describe("node, direct kernel boot", () => {
     const node = track(await startNode({ admin, stateDisk, consoleLog: join(logs, "node-2.log") }));
     const info = await waitRpcReady<NodeInfo>(node, BOOT_MS);
     expect(info.id).toBe(firstId);
-    expect(await withVdisk(node, "vdisk-read", vdisk.port, false, "/bin/busybox cat /mnt/vdisk/data")).toEqual([expect.stringContaining("Negotiation"), expect.stringContaining("Connected /dev/nbd0"), token]);
+    // attached again: it holds ext4 now, so nothing is made; the data survived; left attached,
+    // so the poweroff detaches it
+    expect((await attachVdisk(node, vdisk.port)).formatted).toBe(false);
+    expect(await runOneshot(node, "vdisk-read", "/bin/busybox cat /mnt/vdisk/data")).toEqual([token]);
     node.vm.mark("vdisk data read back after reboot");
     await powerOff(node, ["/var/lib/zos (ext4)"]);
   }, BOOT_MS + 120_000);
