@@ -87,7 +87,7 @@ describe("real clients against a vdisk", () => {
   let s: Setup;
   beforeAll(async () => {
     s = await setup("clients");
-    await s.manager.create("big", GiB);
+    await s.manager.create("big", GiB, { blockSize: 64 * 1024 });
     await s.manager.create("small", 64 * MiB);
     await serve(s, "big");
     await serve(s, "small");
@@ -221,7 +221,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   test("delete frees only blocks nothing else references", async () => {
     const t = await setup("reclaim");
     try {
-      await t.manager.create("a", 8 * MiB);
+      await t.manager.create("a", 8 * MiB, { blockSize: 64 * 1024 });
       await serve(t, "a");
       await qemuIo(t.uri("a"), "write -P 0x41 0 1M", "flush");
       await t.manager.snapshot("a", "keep");
@@ -247,7 +247,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   test("overwritten blocks are reclaimed by gc unless a snapshot holds them", async () => {
     const t = await setup("gc");
     try {
-      await t.manager.create("g", 8 * MiB);
+      await t.manager.create("g", 8 * MiB, { blockSize: 64 * 1024 });
       await serve(t, "g");
       await qemuIo(t.uri("g"), "write -P 1 0 64k", "write -P 2 64k 64k", "flush");
       await t.manager.snapshot("g", "s");
@@ -265,7 +265,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   });
 
   test("WRITE_ZEROES and TRIM turn whole blocks into holes; FAST_ZERO refuses a partial block that needs a fetch", async () => {
-    await s.manager.create("z", 4 * MiB);
+    await s.manager.create("z", 4 * MiB, { blockSize: 64 * 1024 });
     await serve(s, "z");
     await qemuIo(s.uri("z"), "write -P 9 0 1M", "flush");
     // Drop the cache so block 1 must come from the store.
@@ -291,7 +291,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   });
 
   test("a second server committing the same vdisk makes the first one refuse to overwrite it", async () => {
-    await s.manager.create("twice", 4 * MiB);
+    await s.manager.create("twice", 4 * MiB, { blockSize: 64 * 1024 });
     const here = await s.manager.openVdisk("twice");
     const elsewhere = new VdiskManager({ store: s.manager.store, catalog: s.manager.catalog, writebackIntervalMs: 0, log: () => {} });
     try {
@@ -308,7 +308,7 @@ describe("snapshots, clones, dedup, reclamation", () => {
   });
 
   test("resize grows with holes and shrinks, dropping data past the end", async () => {
-    await s.manager.create("rs", 4 * MiB);
+    await s.manager.create("rs", 4 * MiB, { blockSize: 64 * 1024 });
     await serve(s, "rs");
     await qemuIo(s.uri("rs"), "write -P 7 3M 1M", "flush");
     await s.manager.resize("rs", 8 * MiB);
@@ -388,7 +388,7 @@ describe("zvdisk CLI", () => {
       ["e", "vdisk", 2 * GiB, "d@s"],
     ]);
     const info = JSON.parse((await zvdisk("info", "e", "--json")).stdout);
-    expect(info).toMatchObject({ name: "e", size: 2 * GiB, blockSize: 65536, allocatedBlocks: 0 });
+    expect(info).toMatchObject({ name: "e", size: 2 * GiB, blockSize: 131072, allocatedBlocks: 0 });
     expect((await zvdisk("delete", "e")).code).toBe(0);
     expect((await zvdisk("info", "e")).stderr).toContain("no vdisk or snapshot named");
     expect((await zvdisk("frobnicate")).code).toBe(2);
