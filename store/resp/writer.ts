@@ -54,6 +54,37 @@ export class RespWriter {
     this.length += 2;
   }
 
+  /**
+   * Writes a type byte, the decimal integer n and CRLF. Headers are written on every value in both
+   * directions: digits go straight into the buffer, without making a string first.
+   */
+  private header(type: number, n: number): void {
+    if (!Number.isSafeInteger(n)) {
+      this.ensure(1);
+      this.buf[this.length++] = type;
+      this.ascii(String(n));
+      return;
+    }
+    this.ensure(20);
+    const b = this.buf;
+    let at = this.length;
+    b[at++] = type;
+    if (n < 0) {
+      b[at++] = 0x2d;
+      n = -n;
+    }
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    for (let i = digits - 1; i >= 0; i--) {
+      b[at + i] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    at += digits;
+    b[at++] = 0x0d;
+    b[at++] = 0x0a;
+    this.length = at;
+  }
+
   simple(s: string): void {
     this.ensure(1);
     this.buf[this.length++] = 0x2b;
@@ -68,9 +99,7 @@ export class RespWriter {
   }
 
   integer(n: number): void {
-    this.ensure(1);
-    this.buf[this.length++] = 0x3a;
-    this.ascii(String(n));
+    this.header(0x3a, n);
   }
 
   nil(): void {
@@ -79,9 +108,7 @@ export class RespWriter {
   }
 
   arrayHeader(n: number): void {
-    this.ensure(1);
-    this.buf[this.length++] = 0x2a;
-    this.ascii(String(n));
+    this.header(0x2a, n);
   }
 
   bulk(data: Uint8Array): void {
@@ -101,8 +128,7 @@ export class RespWriter {
    */
   reserveBulk(n: number): number {
     this.ensure(n + 24);
-    this.buf[this.length++] = 0x24;
-    this.ascii(String(n));
+    this.header(0x24, n);
     const start = this.length;
     this.length += n;
     this.buf.writeUInt16LE(CRLF, this.length);

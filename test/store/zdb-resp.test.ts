@@ -114,6 +114,20 @@ describe("RESP writer", () => {
     w.rewind(mark);
     expect(Buffer.from(w.view()).toString("latin1")).toBe("+OK\r\n-bad line\r\n:-3\r\n$-1\r\n*1\r\n$2\r\n\xc3\xa9\r\n");
   });
+
+  test("integers and lengths are written as their decimal text", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.constantFrom(0, 9, 10, 99, 100, -1, -10, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER)), fc.nat({ max: 100_000 }), (n, len) => {
+        const w = new RespWriter(4);
+        w.integer(n);
+        w.arrayHeader(len);
+        w.reserveBulk(len);
+        const text = Buffer.from(w.view()).toString("latin1");
+        expect(text.startsWith(`:${n}\r\n*${len}\r\n$${len}\r\n`)).toBe(true);
+        expect(w.length).toBe(`:${n}\r\n*${len}\r\n$${len}\r\n`.length + len + 2);
+      }),
+    );
+  });
 });
 
 describe("Outbox", () => {
