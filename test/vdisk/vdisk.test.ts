@@ -388,7 +388,7 @@ describe("zvdisk CLI", () => {
       ["e", "vdisk", 2 * GiB, "d@s"],
     ]);
     const info = JSON.parse((await zvdisk("info", "e", "--json")).stdout);
-    expect(info).toMatchObject({ name: "e", size: 2 * GiB, blockSize: 131072, allocatedBlocks: 0 });
+    expect(info).toMatchObject({ name: "e", size: 2 * GiB, blockSize: 65536, allocatedBlocks: 0 });
     expect((await zvdisk("delete", "e")).code).toBe(0);
     expect((await zvdisk("info", "e")).stderr).toContain("no vdisk or snapshot named");
     expect((await zvdisk("frobnicate")).code).toBe(2);
