@@ -78,7 +78,13 @@ export class ZdbBackend implements ScannableBackend, InPlacePutBackend {
   /** Forgets a connection that failed, so the next attempt (a retry) dials again. */
   private drop(client: ZdbClient, err: unknown): void {
     if (!(err instanceof StoreError && err.code === "unavailable")) return;
-    if (this.live === client) this.live = null;
+    if (this.live === client) {
+      // Forgotten at once, so a retry that follows right away dials instead of reusing it.
+      this.live = null;
+      this.connecting = null;
+      void client.close();
+      return;
+    }
     if (this.connecting) {
       const current = this.connecting;
       current.then((c) => {

@@ -120,6 +120,19 @@ describe("zdb backend", () => {
     expect(Array.from((await store.get(a))!)).toEqual([9]);
     await store.close();
   });
+
+  test("with a retry allowed, the first operation after a server restart dials again and succeeds", async () => {
+    const z = await zdb("blocks");
+    const store = await openBackend(z.url("blocks", "?retries=1"));
+    const a = id(10);
+    await store.put(a, new Uint8Array([10]));
+    await z.kill();
+    const back = await ZdbProcess.start({ dataDir: z.dataDir, port: z.port });
+    started.push(back);
+    // The old connection is dead: the get fails on it, drops it and its retry connects anew.
+    expect(Array.from((await store.get(a))!)).toEqual([10]);
+    await store.close();
+  });
 });
 
 describe("stores over zdb", () => {
