@@ -335,6 +335,15 @@ export class ContainerManager {
     const inTime = await Promise.race([exited.then(() => true), Bun.sleep(timeoutMs).then(() => false)]);
     if (!inTime) {
       await this.crun.kill(c.spec.name, "SIGKILL");
+      // crun no longer finds a container whose state dir was removed under it (it then "does not
+      // exist" to crun kill): its process is still alive and ours to end, or this would wait forever
+      if (c.pid !== null && c.proc && c.proc.exitCode === null) {
+        try {
+          process.kill(c.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
       await exited;
     }
   }

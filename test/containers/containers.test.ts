@@ -4,14 +4,14 @@
 // for validity only, and enforced inside QEMU where init mounts a pure cgroup v2.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { RpcCallError, type RpcClient } from "../../init/rpc/client.ts";
 import type { ContainerInfo } from "../../init/containers/index.ts";
 import type { LogLine } from "../../init/supervisor/log-ring.ts";
 import { vethName } from "../../init/containers/network.ts";
-import { bun, busyboxFlist, run, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
+import { alive, bun, busyboxFlist, run, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
 
 const udpServer = `const s = require("node:dgram").createSocket("udp4");
 s.on("message", (m, r) => { process.stdout.write(m + " from " + r.address + "\\n"); process.exit(0); });
@@ -254,6 +254,14 @@ describe("delete and scale", () => {
     // containers reach each other over the bridge
     expect((await exec("many-0", ["ping", "-c", "1", "-W", "5", infos[19].ip!])).code).toBe(0);
     await Promise.all(names.map(remove));
+    expect(traces(node)).toEqual(baseline);
+  });
+
+  test("delete ends a container whose crun state was removed under it", async () => {
+    const ctr = await create({ name: "lost", args: ["sleep", "1000"] });
+    rmSync(join(node.stateDir, "containers/crun/lost"), { recursive: true, force: true });
+    await remove("lost");
+    expect(alive(ctr.pid!)).toBe(false);
     expect(traces(node)).toEqual(baseline);
   });
 
