@@ -169,6 +169,8 @@ async function withNode<T>(o: Options, fn: (c: RpcClient) => Promise<T>, limited
       rememberNode(address, client.nodeId);
       console.error(`zos: pinned node ${client.nodeId} for ${address} in ${knownNodesPath()}`);
     }
+    if (client.clockOffsetMs !== 0)
+      console.error(`zos: the node's clock is ${Math.round(client.clockOffsetMs / 1000)} s off this machine's; the call was signed again at the node's time (give the node an NTP server: zos.ntp=HOST)`);
     return result;
   } catch (e) {
     if (e instanceof RpcCallError) throw explain(e, address, o);

@@ -34,6 +34,8 @@ export function formatNodeAddress(a: NodeAddress): string {
 
 interface PendingCall {
   nonce: Uint8Array;
+  /** Signs the request again at the node's time; null once used (one retry per call). */
+  resignAtNodeTime: (() => void) | null;
   resolve(v: unknown): void;
   reject(e: Error): void;
   onItem?: (item: unknown) => void;
@@ -53,6 +55,11 @@ export class RpcClient {
   /** Responses in arrival order, each after its signature checked out. */
   private inbox: Promise<void> = Promise.resolve();
   nodeKey: Uint8Array | null;
+  /**
+   * How far the node's clock is ahead of ours, learned from a signed stale-timestamp refusal: a node
+   * without NTP (or a loaded VM) drifts, and an operator must still reach it to fix that.
+   */
+  clockOffsetMs = 0;
 
   private constructor(private socket: Socket<undefined> | null, private readonly key: KeyPair, expectNodeKey?: Uint8Array) {
     this.nodeKey = expectNodeKey ?? null;
@@ -84,9 +91,17 @@ export class RpcClient {
   call<T = unknown>(method: string, params: unknown = null, opts: CallOptions = {}): Promise<T> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
-    const { bytes, body } = encodeRequest(this.key, method, params, id);
+    const { bytes, body } = encodeRequest(this.key, method, params, id, Date.now() + this.clockOffsetMs);
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { nonce: body.n, resolve: resolve as (v: unknown) => void, reject, onItem: opts.onItem });
+      const pending: PendingCall = { nonce: body.n, resolve: resolve as (v: unknown) => void, reject, onItem: opts.onItem, resignAtNodeTime: null };
+      // same id, fresh nonce: a refused request never reached the node's replay cache or call table
+      pending.resignAtNodeTime = () => {
+        pending.resignAtNodeTime = null;
+        const again = encodeRequest(this.key, method, params, id, Date.now() + this.clockOffsetMs);
+        pending.nonce = again.body.n;
+        this.write(again.bytes);
+      };
+      this.pending.set(id, pending);
       if (opts.signal) {
         const onAbort = () => {
           if (this.pending.has(id)) this.call("rpc.cancel", { id }).catch(() => {});
@@ -168,6 +183,11 @@ export class RpcClient {
     if (body.y === "item") {
       call.onItem?.(body.r);
       return;
+    }
+    if (body.y === "error" && body.e?.code === "stale-timestamp" && call.resignAtNodeTime) {
+      // body.t is the node's clock, covered by the signature just verified
+      this.clockOffsetMs = body.t - Date.now();
+      return call.resignAtNodeTime();
     }
     this.pending.delete(body.i!);
     if (body.y === "result") call.resolve(body.r);

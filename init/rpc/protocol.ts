@@ -116,8 +116,8 @@ export function encodeRequest(key: KeyPair, method: string, params: unknown, id:
 
 /** Encodes a response body at once and signs it on the crypto thread pool. `size` (the body's
  * length) is known before the signature, so a server can bound what it has queued for a peer. */
-export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">): { size: number; framed: Promise<Uint8Array> } {
-  const b = cbor.encode({ ...body, k: key.publicKey, t: Date.now() });
+export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">, now = Date.now()): { size: number; framed: Promise<Uint8Array> } {
+  const b = cbor.encode({ ...body, k: key.publicKey, t: now });
   return { size: b.length, framed: signMessageAsync(key, responseDigest(b)).then((s) => frame(cbor.encode({ b, s }))) };
 }
 

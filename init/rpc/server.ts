@@ -293,7 +293,7 @@ export class RpcServer {
   private send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
     const conn = socket.data;
     if (!conn || conn.closed) return;
-    const { size, framed } = encodeResponse(this.opts.identity, body);
+    const { size, framed } = encodeResponse(this.opts.identity, body, this.now());
     const reply: Reply = { size, bytes: null };
     conn.outbox.push(reply);
     conn.pendingBytes += size;
