@@ -80,6 +80,37 @@ export function clearDeadMount(path: string): boolean {
   return true;
 }
 
+const READER_URL = new URL("./reader.ts", import.meta.url).href;
+
+/**
+ * One reader thread started ahead of need: booting a worker (a JS heap, reader.ts loaded) costs
+ * milliseconds, and a container's first start waits for its flist mount. The spare idles unref'd
+ * (it never keeps the process alive) until a mount takes it; the next one is started after that mount
+ * is up, so it never competes with the INIT handshake. Exactly one spare exists at a time.
+ */
+let spare: Worker | null = null;
+
+function startSpare(): void {
+  if (spare) return;
+  const w = new Worker(READER_URL);
+  w.unref();
+  // A spare that failed to boot is dropped; the next mount starts its own reader.
+  w.onerror = () => {
+    if (spare === w) spare = null;
+    w.terminate();
+  };
+  spare = w;
+}
+
+function takeReader(): Worker {
+  const w = spare ?? new Worker(READER_URL);
+  spare = null;
+  w.ref();
+  return w;
+}
+
+startSpare();
+
 export class FuseSession {
   readonly fds: number[] = [];
   private readonly workers: Worker[] = [];
@@ -131,12 +162,15 @@ export class FuseSession {
         fuseClone(clone, fd);
       }
       s.fds.forEach((f, i) => s.startReader(f, i));
+      // The bdi exists once mount(2) returned: tuned while the reader answers INIT.
+      s.tuneReadAhead();
       await s.initialized;
     } catch (err) {
       s.unmount();
       throw err instanceof FlistError ? err : new FlistError("mount", `FUSE session setup failed: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
+    } finally {
+      startSpare();
     }
-    s.tuneReadAhead();
     return s;
   }
 
@@ -150,7 +184,7 @@ export class FuseSession {
   }
 
   private startReader(fd: number, index: number): void {
-    const w = new Worker(new URL("./reader.ts", import.meta.url).href);
+    const w = takeReader();
     this.workers.push(w);
     this.openReaders++;
     w.onmessage = (e: MessageEvent<ReaderMessage>) => {

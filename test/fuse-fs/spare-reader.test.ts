@@ -1,0 +1,20 @@
+// The spare reader thread (fuse/session.ts) makes mounts skip a worker's boot; it must neither keep a
+// process alive that is otherwise done nor pile up threads over mount/unmount cycles.
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bun } from "./helpers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "zflist-spare-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("mount cycles leave no threads or mounts behind and the process exits on its own", async () => {
+  const p = Bun.spawn([bun, join(import.meta.dir, "mount-cycles.ts"), dir], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect(err).toBe("");
+  expect(code).toBe(0);
+  const { base, after } = JSON.parse(out) as { base: number; after: number };
+  expect(after).toBe(base);
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(dir);
+});
