@@ -21,13 +21,17 @@ export function udhcpcScript(busybox: string, paths: { leaseDir: string; resolvC
   return `#!${busybox} sh
 # udhcpc hook written by zos init: $1 is deconfig|bound|renew|leasefail|nak; lease fields come as env.
 bb=${busybox}
+# Each $bb is a fork+exec, slow under emulation; what stands between boot and a reachable node is
+# skipped when there is nothing to undo (no lease yet) or to do (the link is up: init set it up).
+leasefile=${paths.leaseDir}/"$interface".json
 case "$1" in
   deconfig)
-    $bb ip -4 addr flush dev "$interface"
-    $bb ip link set dev "$interface" up
+    if [ -e "$leasefile" ]; then $bb ip -4 addr flush dev "$interface"; $bb rm -f "$leasefile"; fi
+    read flags < /sys/class/net/"$interface"/flags
+    [ $((flags & 1)) = 1 ] || $bb ip link set dev "$interface" up
     ;;
   bound|renew)
-    $bb ip -4 addr flush dev "$interface"
+    [ -e "$leasefile" ] && $bb ip -4 addr flush dev "$interface"
     $bb ip -4 addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
     if [ -n "$router" ]; then
       while $bb ip -4 route del default dev "$interface" 2>/dev/null; do :; done
@@ -41,7 +45,7 @@ case "$1" in
     fi
     $bb mkdir -p ${paths.leaseDir}
     printf '{"interface":"%s","ip":"%s","mask":"%s","router":"%s","dns":"%s","ntp":"%s","lease":"%s","at":%s}\\n' \\
-      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > ${paths.leaseDir}/"$interface".json
+      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > "$leasefile"
 ${paths.kmsg ? `    # on the console with the kernel's timestamp: the boot timeline shows when the node is reachable
     [ "$1" = bound ] && echo "zos-init: network: $interface bound to $ip/\${mask:-24}" > ${paths.kmsg}
 ` : ""}    ;;
@@ -107,6 +111,12 @@ export function startNetworking(sup: Supervisor, health: Health): void {
       const name = `dhcp-${nic}`;
       if (sup.has(name)) continue;
       log.info(`starting DHCP on ${nic}`);
+      // up here, in-process, so udhcpc's deconfig hook has no `ip link set up` to exec
+      try {
+        linkUp(nic);
+      } catch (e) {
+        log.warn(`bringing ${nic} up (the DHCP hook will try again)`, (e as Error).message);
+      }
       // -f foreground (supervised), -t/-T/-A: 3 discovers 3 s apart, then wait 5 s and retry forever
       sup.monitor(serviceSpecFrom(name, {
         exec: `${busybox} udhcpc -f -i ${nic} -s ${scriptPath} -x hostname:${readHostname()} -t 3 -T 3 -A 5 -O ntpsrv`,
