@@ -1,7 +1,7 @@
 // The programmatic API init uses: mountFlist in this process (reads go through child processes, since
 // this thread answers the kernel), request counts, unmount; and the pack progress bar on a terminal.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mountFlist, pack } from "../../fuse-fs/index.ts";
@@ -49,4 +49,22 @@ test("pack shows a progress bar on a terminal", () => {
   const out = r.stdout.toString();
   expect(out).toMatch(/2 files +3\.0 MiB +7 blocks \(0 sent\) +[\d.]+ \w+\/s/);
   expect(out).toContain("packed 2 files");
+});
+
+test("a chunk cache shared by later mounts refetches chunks removed from its directory meanwhile", async () => {
+  const cacheDir = join(dir, "shared-cache");
+  const cached = () => readdirSync(cacheDir, { recursive: true }).filter((p) => /[0-9a-f]{64}$/.test(String(p))).length;
+  for (const round of [1, 2]) {
+    const mnt = join(dir, `shared${round}`);
+    mkdirSync(mnt);
+    const m = await mountFlist({ flist: join(dir, "x.fl"), mountpoint: mnt, cacheDir, cacheBytes: 64 << 20 });
+    try {
+      expect(await child(["bash", "-c", `cmp ${join(mnt, "big")} ${join(dir, "src/big")} && echo same`])).toBe("same\n");
+    } finally {
+      await m.unmount();
+    }
+    expect(cached()).toBeGreaterThan(0);
+    // Emptied behind the back of the cache the next mount reuses.
+    for (const e of readdirSync(cacheDir)) rmSync(join(cacheDir, e), { recursive: true, force: true });
+  }
 });
