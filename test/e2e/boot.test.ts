@@ -1,8 +1,9 @@
 // The whole OS in QEMU (software emulation), driven only through the signed RPC over a forwarded
 // TCP port, with the admin key given on the kernel command line — as an operator would.
 // Boots: the floor (one-line Bun PID 1), the node twice on one state disk (direct kernel boot, with
-// a host store serving a busybox flist that a container reads, and a vdisk on the host's NBD server
-// attached with vdisk.attach (kernel NBD client), formatted, written, and read back after the reboot),
+// a host store serving a busybox flist that a container reads and flist.mount mounts on the node,
+// and a vdisk on the host's NBD server attached with vdisk.attach (kernel NBD client), formatted,
+// written, and read back after the reboot),
 // the disk image under OVMF (UEFI) and SeaBIOS (legacy BIOS), and iPXE over HTTP. Each prints its
 // timeline; a failure carries the console's tail and names the full log (build/e2e-logs/).
 // Needs `make image` (out/vmlinuz, out/initramfs.cpio.zst).
@@ -186,7 +187,7 @@ describe("node, direct kernel boot", () => {
     await vdisk?.stop();
   });
 
-  test("boots to RPC ready (id, kernel, DHCP address); refuses bad calls; runs services, an flist container and a vdisk; reaps orphans; reboots", async () => {
+  test("boots to RPC ready (id, kernel, DHCP address); refuses bad calls; runs services, an flist container, flist.mount and a vdisk; reaps orphans; reboots", async () => {
     await makeStateDisk(stateDisk);
     const node = track(await startNode({ admin, stateDisk, consoleLog: join(logs, "node-1.log"), bootOptions: { store: [store.storeUrl] } }));
     try {
@@ -245,6 +246,15 @@ describe("node, direct kernel boot", () => {
     // removed again: a container left in place keeps the state disk busy at shutdown (init lazily
     // detaches it), and the poweroff check below wants the state disk cleanly unmounted
     await call(node, "container.delete", { name: "flist-check" });
+
+    // the same flist mounted on the node itself with flist.mount, hashed by a service through FUSE
+    const mounted = await call<{ mountpoint: string; url: string }>(node, "flist.mount", { url: store.flistUrl, stores: [store.storeUrl], mountpoint: "/mnt/flist" });
+    expect(mounted).toMatchObject({ url: store.flistUrl, mountpoint: "/mnt/flist" });
+    expect((await call<{ mountpoint: string }[]>(node, "flist.list")).map((m) => m.mountpoint)).toEqual(["/mnt/flist"]);
+    const [hashed] = await runOneshot(node, "flist-hash", "/bin/busybox sha256sum /mnt/flist/bin/busybox");
+    expect(hashed.split(/\s+/)[0]).toBe(createHash("sha256").update(readFileSync("/usr/bin/busybox")).digest("hex"));
+    expect(await call(node, "flist.unmount", { mountpoint: "/mnt/flist" })).toEqual({ unmounted: "/mnt/flist" });
+    node.vm.mark("flist mounted with flist.mount and read");
 
     // a vdisk served from the host (our NBD server) attached with vdisk.attach (the kernel NBD
     // client): blank, so ext4 is made; written and read by a service; detached again
