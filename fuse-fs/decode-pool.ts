@@ -16,8 +16,14 @@ export class DecodePool {
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
 
-  constructor(size: number) {
-    for (let i = 0; i < size; i++) {
+  /**
+   * Workers start with the first block to decode: a mount whose chunks are all in the disk cache (a
+   * container's usual start) never decodes, and booting them would compete with its first requests.
+   */
+  constructor(private readonly size: number) {}
+
+  private start(): void {
+    for (let i = 0; i < this.size; i++) {
       const w = new Worker(new URL("./decode-worker.ts", import.meta.url).href);
       w.onmessage = (e: MessageEvent<Answer>) => this.answer(e.data);
       // Idle decoders must not keep a finished process alive.
@@ -38,6 +44,7 @@ export class DecodePool {
 
   /** decodeBlock on a worker; `data` is handed over (transferred), so the caller must not reuse it. */
   decode(ref: BlockRow, data: Uint8Array): Promise<Uint8Array> {
+    if (!this.workers.length) this.start();
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
     const seq = this.seq++;
