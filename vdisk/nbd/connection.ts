@@ -311,9 +311,9 @@ export class NbdConnection {
   }
 
   /**
-   * The hot path: a read the export answers from memory is built right in the reply batch, with
-   * no promise, no allocation and nothing held. False when it must take the general path (an
-   * invalid request, a large read, data not at hand).
+   * The hot path: a read the export answers from memory is built right in the reply batch (or,
+   * when larger than the batch takes, sent from the export's memory), with no promise and nothing
+   * held. False when it must take the general path: an invalid request, or data not at hand.
    */
   private readCached(req: Request, exp: BlockExport): boolean {
     try {
