@@ -22,6 +22,7 @@ import { startExampleStore, type ExampleStore } from "../../scripts/example-stor
 import { serveDirectory, writeIpxeScript } from "../../scripts/ipxe.ts";
 import { makeStateDisk, startNode, waitRpcReady, withTimeout, type NodeVm } from "../../scripts/node-vm.ts";
 import { QemuVm } from "../../scripts/qemu.ts";
+import { startVdiskServer, type HostVdiskServer } from "./vdisk-server.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "zos-e2e-"));
 // console logs outlive the run (a failure message names its log); disks and stores do not
@@ -116,26 +117,6 @@ async function sendRawTwice(port: number, request: Uint8Array): Promise<Response
   }
 }
 
-/** A vdisk on the host: created with zvdisk and served over NBD on a free port. */
-async function startVdiskServer(root: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const cli = [process.execPath, join(import.meta.dir, "../../vdisk/cli.ts"), "--store", `dir://${root}/blocks`, "--catalog", `dir://${root}/catalog`];
-  const created = Bun.spawnSync([...cli, "create", "disk", "--size", "128M"]);
-  if (created.exitCode !== 0) throw new Error(`zvdisk create: ${created.stderr.toString()}`);
-  const proc = Bun.spawn([...cli, "serve", "--listen", "127.0.0.1:0", "disk"], { stdout: "pipe", stderr: "inherit" });
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-  let text = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`zvdisk serve exited: ${text}`);
-    text += new TextDecoder().decode(value);
-    const m = /"port":(\d+)/.exec(text);
-    if (m) {
-      void (async () => { while (!(await reader.read()).done); })();
-      return { port: Number(m[1]), stop: async () => { proc.kill(); await proc.exited; } };
-    }
-  }
-}
-
 /** Runs `command` as a oneshot service; resolves with its stdout lines once it exited 0. */
 async function runOneshot(node: NodeVm, name: string, command: string): Promise<string[]> {
   await call(node, "service.monitor", { name, config: { oneshot: true, exec: `/bin/busybox sh -c "${command}"` } });
@@ -177,10 +158,10 @@ describe("node, direct kernel boot", () => {
   let firstId = "";
   const token = `vdisk-${crypto.randomUUID()}`;
   let store: ExampleStore;
-  let vdisk: { port: number; stop(): Promise<void> };
+  let vdisk: HostVdiskServer;
   beforeAll(async () => {
     store = await startExampleStore(join(dir, "store"));
-    vdisk = await startVdiskServer(join(dir, "vdisk"));
+    vdisk = await startVdiskServer(join(dir, "vdisk"), ["disk"]);
   }, 120_000);
   afterAll(async () => {
     await store?.stop();
