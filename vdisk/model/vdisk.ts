@@ -386,7 +386,7 @@ export class Vdisk implements BlockExport {
   private afterWrite(waits: Promise<void>[] | null, fua: boolean): void | Promise<void> {
     if (!waits && !fua && this.dirtyBytes <= this.lowWater) return;
     return (async () => {
-      if (waits) await Promise.all(waits);
+      if (waits) await allLanded(waits);
       if (fua || this.dirtyBytes > this.highWater) await this.flush();
       else if (this.dirtyBytes > this.lowWater) this.writeBack(true);
     })();
@@ -476,6 +476,16 @@ export class Vdisk implements BlockExport {
     }
     if (this.cachedBytes > this.opts.cacheBytes) this.evict();
   }
+}
+
+/**
+ * Waits for every segment of a write, then fails with the first failure. Promise.all would fail
+ * as soon as one block's fetch fails, while the other segments still wait for theirs and copy
+ * from the payload afterwards: by then the connection has answered the request and handed the
+ * payload buffer to the pool, so another request's bytes would land in those blocks.
+ */
+async function allLanded(pending: Promise<void>[]): Promise<void> {
+  for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") throw r.reason;
 }
 
 function sameRef(a: BlockRef | null, b: BlockRef | null): boolean {
