@@ -79,7 +79,7 @@ async function serve(manager: VdiskManager, p: Parsed): Promise<void> {
       await closeAll(manager, server);
       process.exit(0);
     } catch (err) {
-      console.error(`zvdisk: flushing on shutdown failed: ${(err as Error).message}`);
+      console.error(`zvdisk: flushing on shutdown failed: ${(err as Error).stack ?? err}`);
       process.exit(1);
     }
   };
