@@ -63,7 +63,11 @@ export function findWorkerEntries(): Map<string, string> {
     if (!existsSync(join(ROOT, dir))) continue;
     for (const rel of new Bun.Glob("**/*.ts").scanSync(join(ROOT, dir))) {
       const file = join(ROOT, dir, rel);
-      for (const m of readFileSync(file, "utf8").matchAll(WORKER_RE)) {
+      const text = readFileSync(file, "utf8");
+      // a worker started any other way would be missing from the image and fail only on a node
+      if (text.split("new Worker(").length - 1 !== [...text.matchAll(WORKER_RE)].length)
+        throw new BuildError(`${file} starts a Worker without the literal new Worker(new URL("./name.ts", import.meta.url)) the image build looks for`);
+      for (const m of text.matchAll(WORKER_RE)) {
         const entry = join(dirname(file), m[1]);
         const other = found.get(m[1]);
         if (other && other !== entry) throw new BuildError(`two workers are named ${m[1]} (${other}, ${entry}): they would share /usr/lib/zos/${m[1]}`);

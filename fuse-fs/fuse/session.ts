@@ -80,7 +80,9 @@ export function clearDeadMount(path: string): boolean {
   return true;
 }
 
-const READER_URL = new URL("./reader.ts", import.meta.url).href;
+// Written out at each use: the image build finds worker entries by this exact expression
+// (initramfs/build.ts) and ships them beside the init bundle.
+const newReader = () => new Worker(new URL("./reader.ts", import.meta.url).href);
 
 /**
  * One reader thread started ahead of need: booting a worker (a JS heap, reader.ts loaded) costs
@@ -92,7 +94,7 @@ let spare: Worker | null = null;
 
 function startSpare(): void {
   if (spare) return;
-  const w = new Worker(READER_URL);
+  const w = newReader();
   w.unref();
   // A spare that failed to boot is dropped; the next mount starts its own reader.
   w.onerror = () => {
@@ -103,7 +105,7 @@ function startSpare(): void {
 }
 
 function takeReader(): Worker {
-  const w = spare ?? new Worker(READER_URL);
+  const w = spare ?? newReader();
   spare = null;
   w.ref();
   return w;

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { mountFlist, pack } from "../../fuse-fs/index.ts";
 
 const dir = process.argv[2]!;
+const CYCLES = 20;
 mkdirSync(join(dir, "src"));
 writeFileSync(join(dir, "src/a"), "a\n");
 await pack({ source: join(dir, "src"), output: join(dir, "x.fl"), stores: [`dir://${join(dir, "store")}`] });
@@ -32,5 +33,5 @@ async function cycle(i: number): Promise<void> {
 // The first cycle starts the threads that stay for the process's life (decode pool, the next spare).
 await cycle(0);
 const base = await settledThreads();
-for (let i = 1; i <= 5; i++) await cycle(i);
+for (let i = 1; i <= CYCLES; i++) await cycle(i);
 console.log(JSON.stringify({ base, after: await settledThreads() }));

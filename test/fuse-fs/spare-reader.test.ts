@@ -15,6 +15,8 @@ test("mount cycles leave no threads or mounts behind and the process exits on it
   expect(err).toBe("");
   expect(code).toBe(0);
   const { base, after } = JSON.parse(out) as { base: number; after: number };
-  expect(after).toBe(base);
+  // Bun grows its own pools (GC, I/O) lazily, so a thread or two may appear; a leak of the spare or
+  // of a mount's readers would add at least one per cycle (20 cycles, 2 readers each)
+  expect(after - base).toBeLessThan(5);
   expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(dir);
 });
