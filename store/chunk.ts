@@ -57,7 +57,10 @@ export function decodeBlock(ref: BlockRef, data: Uint8Array, maxPlainLength = MA
   decipher.setAuthTag(data.subarray(data.length - TAG_LENGTH));
   let compressed: Buffer;
   try {
-    compressed = Buffer.concat([decipher.update(body), decipher.final()]);
+    const head = decipher.update(body);
+    // final() authenticates (and yields nothing for GCM): no 512 KiB copy just to append it
+    const tail = decipher.final();
+    compressed = tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch (err) {
     throw new StoreError("corrupt", "block fails AES-GCM authentication (wrong key or altered bytes)", context, { cause: err });
   }
