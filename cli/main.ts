@@ -289,7 +289,7 @@ async function run(argv: string[]): Promise<void> {
     case "container":
     case "vdisk":
     case "flist":
-      process.exitCode = await (cmd === "container" ? container : cmd === "vdisk" ? vdisk : flist)(rest, { json: o.json, withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
+      process.exitCode = await (cmd === "container" ? container : cmd === "vdisk" ? vdisk : flist)(rest, { json: o.json, out: (value, human) => print(o, value, human), withNode: (fn) => withNode(o, fn), usage: (m) => new CliError(exit.usage, m), formatLogLine });
       return;
     case "reboot":
     case "poweroff": {

@@ -97,33 +97,13 @@ export class NodeRuntime {
     // containers to adopt or mounts to clear. Each loads on its own, so a failure there (say, an addon
     // missing from the image) costs the node that part, not PID 1.
     const state = this.config.stateDir;
-    this.registry.registerLazy("container", () => {
-      const loading = import("./containers/index.ts").then(
-        (m) => {
-          this.containers = m.startContainers(this.registry, state, this.vdisks);
-          this.health.ok("containers");
-        },
-        (e) => {
-          log.error("container support unavailable", e);
-          this.health.fail("containers", e);
-          throw e;
-        },
-      );
-      this.containersLoaded = loading.catch(() => {});
-      return loading;
-    });
-    this.registry.registerLazy("flist", () => {
-      const loading = import("./methods/flist.ts").then(
-        (m) => void (this.flists = m.startFlists(this.registry, state)),
-        (e) => {
-          log.error("flist mounts unavailable", e);
-          this.health.fail("flists", e);
-          throw e;
-        },
-      );
-      this.flistsLoaded = loading.catch(() => {});
-      return loading;
-    });
+    this.registerPart("container", "containers", () => import("./containers/index.ts"), (m) => {
+      this.containers = m.startContainers(this.registry, state, this.vdisks);
+      this.health.ok("containers");
+    }, (settled) => (this.containersLoaded = settled));
+    this.registerPart("flist", "flists", () => import("./methods/flist.ts"), (m) => {
+      this.flists = m.startFlists(this.registry, state);
+    }, (settled) => (this.flistsLoaded = settled));
     this.health.ok("containers", "loads on the first container call");
     if (hasEntries(join(state, "containers", "specs"))) void this.registry.loadFor("container.")?.catch(() => {});
     if (hasEntries(join(state, "flists", "mounts"))) void this.registry.loadFor("flist.")?.catch(() => {});
@@ -148,6 +128,22 @@ export class NodeRuntime {
         this.health.fail("rpc-tcp", e);
       }
     }
+  }
+
+  /**
+   * A part whose "<namespace>.*" methods load on first use. A failed load is logged and shown in
+   * health under `healthKey`; `settled` receives a promise that settles either way (shutdown waits on it).
+   */
+  private registerPart<M>(namespace: string, healthKey: string, load: () => Promise<M>, start: (m: M) => void, settled: (p: Promise<void>) => void): void {
+    this.registry.registerLazy(namespace, () => {
+      const loading = load().then(start, (e) => {
+        log.error(`${healthKey} unavailable`, e);
+        this.health.fail(healthKey, e);
+        throw e;
+      });
+      settled(loading.catch(() => {}));
+      return loading;
+    });
   }
 
   /** Stops services in reverse dependency order, then hands over to the mode's final step. Idempotent. */

@@ -8,6 +8,8 @@ import { bytes, duration, table } from "../format.ts";
 
 export interface CliContext {
   json: boolean;
+  /** Prints `value` as JSON with --json, else the human text. */
+  out(value: unknown, human: () => string): void;
   withNode<T>(fn: (c: RpcClient) => Promise<T>): Promise<T>;
   /** Builds the usage error the CLI exits 2 with. */
   usage(message: string): Error;
@@ -151,7 +153,7 @@ function seconds(rest: string[], usage: (m: string) => Error): number | undefine
 
 export async function container(rest: string[], ctx: CliContext): Promise<number> {
   const [sub, name] = rest;
-  const out = (value: unknown, human: () => string) => console.log(ctx.json ? JSON.stringify(value) : human());
+  const { out } = ctx;
   const needName = (usage: string) => {
     if (!name || name.startsWith("-")) throw ctx.usage(`usage: zos container ${usage}`);
     return name;

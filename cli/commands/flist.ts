@@ -35,7 +35,7 @@ export function parseFlistMountArgs(argv: string[], usage: (m: string) => Error)
 
 export async function flist(rest: string[], ctx: CliContext): Promise<number> {
   const [sub, arg] = rest;
-  const out = (value: unknown, human: () => string) => console.log(ctx.json ? JSON.stringify(value) : human());
+  const { out } = ctx;
   switch (sub) {
     case "mount": {
       const params = parseFlistMountArgs(rest.slice(1), ctx.usage);

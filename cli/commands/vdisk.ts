@@ -35,7 +35,7 @@ export function parseAttachArgs(argv: string[], usage: (m: string) => Error): Re
 
 export async function vdisk(rest: string[], ctx: CliContext): Promise<number> {
   const [sub, name] = rest;
-  const out = (value: unknown, human: () => string) => console.log(ctx.json ? JSON.stringify(value) : human());
+  const { out } = ctx;
   switch (sub) {
     case "attach": {
       const params = parseAttachArgs(rest.slice(1), ctx.usage);
