@@ -4,6 +4,7 @@ import { openSync, writeSync, closeSync, ftruncateSync, mkdtempSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ByteQueue } from "../../vdisk/nbd/byte-queue.ts";
+import type { BlockBackend } from "../../store/index.ts";
 
 export interface RunResult {
   code: number;
@@ -212,4 +213,40 @@ export function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, n);
   return b;
+}
+
+/**
+ * An in-memory store whose puts and/or gets wait, while gated, until the test lets them through
+ * (`waiting[i].finish()`) or fails them: for write-back and fetch-failure timing without sleeps.
+ */
+export class GatedStore implements BlockBackend {
+  readonly url = "gated:";
+  readonly readOnly = false;
+  readonly blocks = new Map<string, Uint8Array>();
+  readonly waiting: { finish: () => void; fail: (e: Error) => void }[] = [];
+
+  constructor(public gate: { puts: boolean; gets: boolean }) {}
+
+  private held<T>(gated: boolean, op: () => T): Promise<T> {
+    if (!gated) return Promise.resolve(op());
+    return new Promise((resolve, reject) => this.waiting.push({ finish: () => resolve(op()), fail: reject }));
+  }
+  async has(id: Uint8Array): Promise<boolean> {
+    return this.blocks.has(Buffer.from(id).toString("hex"));
+  }
+  get(id: Uint8Array): Promise<Uint8Array | null> {
+    return this.held(this.gate.gets, () => this.blocks.get(Buffer.from(id).toString("hex")) ?? null);
+  }
+  put(id: Uint8Array, data: Uint8Array): Promise<void> {
+    return this.held(this.gate.puts, () => void this.blocks.set(Buffer.from(id).toString("hex"), new Uint8Array(data)));
+  }
+  async delete(id: Uint8Array): Promise<void> {
+    this.blocks.delete(Buffer.from(id).toString("hex"));
+  }
+  async close(): Promise<void> {}
+
+  /** Resolves once at least n operations are waiting (block encoding runs on a worker first). */
+  async waitingFor(n: number): Promise<void> {
+    while (this.waiting.length < n) await Bun.sleep(2);
+  }
 }

@@ -6,45 +6,14 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
-import type { BlockBackend } from "../../store/index.ts";
-import { randomBytes, tempDir } from "./helpers.ts";
+import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
 const dir = tempDir("vdisk-writeback-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** An in-memory store whose puts wait until the test lets them through (or fails them). */
-class GatedStore implements BlockBackend {
-  readonly url = "gated:";
-  readonly readOnly = false;
-  readonly blocks = new Map<string, Uint8Array>();
-  readonly waiting: { finish: () => void; fail: (e: Error) => void }[] = [];
-  open = false;
-
-  async has(id: Uint8Array): Promise<boolean> {
-    return this.blocks.has(Buffer.from(id).toString("hex"));
-  }
-  async get(id: Uint8Array): Promise<Uint8Array | null> {
-    return this.blocks.get(Buffer.from(id).toString("hex")) ?? null;
-  }
-  put(id: Uint8Array, data: Uint8Array): Promise<void> {
-    const store = () => void this.blocks.set(Buffer.from(id).toString("hex"), new Uint8Array(data));
-    if (this.open) return Promise.resolve(store());
-    return new Promise((resolve, reject) => this.waiting.push({ finish: () => resolve(store()), fail: reject }));
-  }
-  async delete(id: Uint8Array): Promise<void> {
-    this.blocks.delete(Buffer.from(id).toString("hex"));
-  }
-  async close(): Promise<void> {}
-
-  /** Resolves once at least n puts are waiting (block encoding runs on a worker first). */
-  async waitingFor(n: number): Promise<void> {
-    while (this.waiting.length < n) await Bun.sleep(2);
-  }
-}
-
 async function setup(name: string) {
-  const store = new GatedStore();
+  const store = new GatedStore({ puts: true, gets: false });
   const catalog = await openCatalog(`dir://${join(dir, name)}`);
   // 8 blocks of cache: write-back starts past 4 dirty blocks, writers are held past 6.
   const manager = new VdiskManager({ store, catalog, cacheBytes: 8 * BLOCK, writebackIntervalMs: 0, log: () => {} });
@@ -74,7 +43,7 @@ test("write-back started by pressure stores blocks at full concurrency, and a he
   expect(await settledSoon(seventh)).toBe(false); // 7 dirty blocks > 6: held until a flush
   for (const w of store.waiting.splice(0)) w.fail(new Error("backend down"));
   expect(await settledSoon(seventh)).toBe(false); // the failed write-back is retried by the flush it waits for
-  store.open = true;
+  store.gate.puts = false;
   for (const w of store.waiting.splice(0)) w.finish();
   await seventh;
   const back = new Uint8Array(7 * BLOCK);
@@ -86,7 +55,7 @@ test("write-back started by pressure stores blocks at full concurrency, and a he
 
 test("many small writes to uncached blocks through a cache far smaller than them all complete (no fetch/evict livelock)", async () => {
   const { store, manager, vdisk } = await setup("rmw");
-  store.open = true;
+  store.gate.puts = false;
   const base = Array.from({ length: 64 }, (_, i) => randomBytes(BLOCK, 100 + i));
   for (let i = 0; i < 64; i++) await vdisk.write(base[i], i * BLOCK, false);
   await vdisk.flush(); // stored; the 8-block cache keeps only a few of them

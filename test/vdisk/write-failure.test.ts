@@ -6,44 +6,14 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
-import type { BlockBackend } from "../../store/index.ts";
-import { randomBytes, tempDir } from "./helpers.ts";
+import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
 const dir = tempDir("vdisk-write-failure-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** An in-memory store whose gets wait, once `gate` is set, until the test answers or fails them. */
-class GatedGetStore implements BlockBackend {
-  readonly url = "gated-get:";
-  readonly readOnly = false;
-  readonly blocks = new Map<string, Uint8Array>();
-  readonly waiting: { finish: () => void; fail: (e: Error) => void }[] = [];
-  gate = false;
-
-  async has(id: Uint8Array): Promise<boolean> {
-    return this.blocks.has(Buffer.from(id).toString("hex"));
-  }
-  get(id: Uint8Array): Promise<Uint8Array | null> {
-    const found = () => this.blocks.get(Buffer.from(id).toString("hex")) ?? null;
-    if (!this.gate) return Promise.resolve(found());
-    return new Promise((resolve, reject) => this.waiting.push({ finish: () => resolve(found()), fail: reject }));
-  }
-  async put(id: Uint8Array, data: Uint8Array): Promise<void> {
-    this.blocks.set(Buffer.from(id).toString("hex"), new Uint8Array(data));
-  }
-  async delete(id: Uint8Array): Promise<void> {
-    this.blocks.delete(Buffer.from(id).toString("hex"));
-  }
-  async close(): Promise<void> {}
-
-  async waitingFor(n: number): Promise<void> {
-    while (this.waiting.length < n) await Bun.sleep(2);
-  }
-}
-
 test("a write whose first block fails to fetch settles only after its other blocks took their bytes", async () => {
-  const store = new GatedGetStore();
+  const store = new GatedStore({ puts: false, gets: false });
   const catalog = await openCatalog(`dir://${join(dir, "catalog")}`);
   // Two blocks of cache: after writing four and flushing, blocks 0 and 1 live only in the store.
   const manager = new VdiskManager({ store, catalog, cacheBytes: 2 * BLOCK, writebackIntervalMs: 0, log: () => {} });
@@ -55,7 +25,7 @@ test("a write whose first block fails to fetch settles only after its other bloc
 
   // 4 KiB at the end of block 0 and 4 KiB at the start of block 1, both needing a fetch.
   const payload = new Uint8Array(8192).fill(0xaa);
-  store.gate = true;
+  store.gate.gets = true;
   const write = Promise.resolve(vdisk.write(payload, BLOCK - 4096, false));
   // What the connection does once the request settles: the pooled payload goes to the next request.
   const answered = write.then(
@@ -65,7 +35,7 @@ test("a write whose first block fails to fetch settles only after its other bloc
   await store.waitingFor(2); // block 0's fetch, then block 1's
   store.waiting[0].fail(new Error("backend down"));
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  store.gate = false;
+  store.gate.gets = false;
   store.waiting[1].finish();
   await expect(write).rejects.toThrow("backend down");
   await answered;
