@@ -1,11 +1,10 @@
 // The kernel NBD client's devices: /dev/nbdN, with sysfs telling which are connected
 // (/sys/block/nbdN/pid exists while a connection is set up, also under netlink). The nbd module is
 // loaded at boot with the others the image ships; loadNbdModule covers a node where it was not.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
-import { parseModulesDep, loadOrder, moduleName } from "../boot/modules.ts";
-import { EEXIST, finitModule, LibcError, MODULE_INIT_COMPRESSED_FILE } from "../libc.ts";
+import { ShippedModules } from "../boot/modules.ts";
 import { VdiskError } from "./errors.ts";
 
 export interface NbdSys {
@@ -56,20 +55,10 @@ export function loadNbdModule(sys: NbdSys): void {
   const depFile = join(sys.modulesDir, "modules.dep");
   const unsupported = (why: string) => new VdiskError("unsupported", `this node has no kernel NBD client: ${why}`, { step: "nbd module" });
   if (!existsSync(depFile)) throw unsupported(`no /dev/nbd* and no ${depFile}`);
-  const deps = parseModulesDep(readFileSync(depFile, "utf8"));
-  const entry = [...deps.keys()].find((p) => moduleName(p) === "nbd");
-  if (!entry) throw unsupported(`no nbd module in ${depFile}`);
-  const wanted = new Map([[entry, deps.get(entry)!], ...deps.get(entry)!.map((d) => [d, deps.get(d) ?? []] as [string, string[]])]);
-  for (const rel of loadOrder(wanted)) {
-    const path = rel.startsWith("/") ? rel : join(sys.modulesDir, rel);
-    const fd = openSync(path, "r");
-    try {
-      finitModule(fd, "", /\.ko\.(xz|zst|gz)$/.test(path) ? MODULE_INIT_COMPRESSED_FILE : 0, moduleName(rel));
-    } catch (e) {
-      if (!(e instanceof LibcError && e.errno === EEXIST)) throw new VdiskError("system", `loading ${moduleName(rel)}: ${(e as Error).message}`, { step: "nbd module" }, { cause: e });
-    } finally {
-      closeSync(fd);
-    }
-  }
+  const modules = new ShippedModules(sys.modulesDir);
+  if (!modules.has("nbd")) throw unsupported(`no nbd module in ${depFile}`);
+  // dependencies first, each once, "already loaded" and modules present in the kernel tolerated
+  const { failed } = modules.load(["nbd"]);
+  if (failed.length > 0) throw new VdiskError("system", `cannot load ${failed.join(", ")} (the log says why)`, { step: "nbd module" });
   if (nbdDevices(sys).length === 0) throw unsupported("the nbd module loaded but made no /dev/nbd* devices");
 }
