@@ -72,3 +72,26 @@ test("many small writes to uncached blocks through a cache far smaller than them
   }
   await manager.close();
 });
+
+test("a flush whose batch had one put fail keeps the stored blocks; the next flush puts only the failed one", async () => {
+  const { store, manager, vdisk } = await setup("partial");
+  const data = Array.from({ length: 3 }, (_, i) => randomBytes(BLOCK, 50 + i));
+  for (let i = 0; i < 3; i++) await vdisk.write(data[i], i * BLOCK, false);
+  const first = vdisk.flush();
+  await store.waitingFor(3); // one batch: all three puts at once
+  const [a, b, c] = store.waiting.splice(0);
+  a.finish();
+  b.fail(new Error("backend down"));
+  c.finish();
+  await expect(first).rejects.toThrow("backend down");
+  expect(store.blocks.size).toBe(2);
+  const second = vdisk.flush();
+  await store.waitingFor(1);
+  expect(await settledSoon(second)).toBe(false);
+  expect(store.waiting.length).toBe(1); // the two stored blocks are clean
+  store.gate.puts = false; // the map commit that follows is not held
+  store.waiting.splice(0)[0].finish();
+  await second;
+  expect((await manager.info("partial")).allocatedBlocks).toBe(3);
+  await manager.close();
+});

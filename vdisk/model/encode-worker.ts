@@ -1,13 +1,13 @@
-// Worker side of EncoderPool: encodes one block per message (store/chunk.ts) and hands the
+// Worker side of EncoderPool: encodes a batch of blocks per message (store/chunk.ts) and hands the
 // buffers back without copying them.
 import { encodeBlock } from "../../store/chunk.ts";
 
 declare const self: Worker;
 
-self.onmessage = (e: MessageEvent<{ seq: number; plain: ArrayBuffer }>) => {
+self.onmessage = (e: MessageEvent<{ seq: number; plains: ArrayBuffer[] }>) => {
   try {
-    const r = encodeBlock(new Uint8Array(e.data.plain));
-    self.postMessage({ seq: e.data.seq, id: r.id, key: r.key, data: r.data }, [r.data.buffer as ArrayBuffer]);
+    const blocks = e.data.plains.map((p) => encodeBlock(new Uint8Array(p)));
+    self.postMessage({ seq: e.data.seq, blocks }, blocks.map((b) => b.data.buffer as ArrayBuffer));
   } catch (err) {
     self.postMessage({ seq: e.data.seq, error: String((err as Error)?.message ?? err) });
   }

@@ -1,10 +1,11 @@
 // Block encoding (two BLAKE2b passes, snappy, AES-GCM) is the CPU cost of a flush; a pool of
-// workers runs it off the thread that serves NBD requests, on every core but one.
+// workers runs it off the thread that serves NBD requests, on every core but one. Blocks go in
+// batches: one message and one wake-up of each thread per batch rather than per block.
 import { cpus } from "node:os";
 import type { EncodedBlock } from "../../store/index.ts";
 
 interface Pending {
-  resolve: (b: EncodedBlock) => void;
+  resolve: (b: EncodedBlock[]) => void;
   reject: (e: Error) => void;
 }
 
@@ -20,12 +21,12 @@ export class EncoderPool {
     if (this.workers.length < this.size) {
       const w = new Worker(new URL("./encode-worker.ts", import.meta.url).href);
       w.unref();
-      w.onmessage = (e: MessageEvent<{ seq: number; id?: Uint8Array; key?: Uint8Array; data?: Uint8Array; error?: string }>) => {
+      w.onmessage = (e: MessageEvent<{ seq: number; blocks?: EncodedBlock[]; error?: string }>) => {
         const p = this.pending.get(e.data.seq);
         if (!p) return;
         this.pending.delete(e.data.seq);
         if (e.data.error !== undefined) p.reject(new Error(`block encoding failed: ${e.data.error}`));
-        else p.resolve({ id: e.data.id!, key: e.data.key!, data: e.data.data! });
+        else p.resolve(e.data.blocks!);
       };
       w.onerror = (e) => {
         // A dead worker fails everything in flight; callers retry on the next flush.
@@ -40,13 +41,16 @@ export class EncoderPool {
     return this.workers[this.next++ % this.workers.length];
   }
 
-  /** Encodes `plain`, whose buffer is transferred to the worker (the caller must not reuse it). */
-  encode(plain: Uint8Array): Promise<EncodedBlock> {
-    const own = plain.byteOffset === 0 && plain.byteLength === plain.buffer.byteLength ? plain : new Uint8Array(plain);
+  /**
+   * Encodes each of `plains`, in order. Their buffers are transferred to the worker (the caller
+   * must not reuse them); a view that does not span its whole buffer is copied first.
+   */
+  encodeMany(plains: Uint8Array[]): Promise<EncodedBlock[]> {
+    const buffers = plains.map((p) => (p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? p : new Uint8Array(p)).buffer as ArrayBuffer);
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      this.worker().postMessage({ seq, plain: own.buffer }, [own.buffer as ArrayBuffer]);
+      this.worker().postMessage({ seq, plains: buffers }, buffers);
     });
   }
 

@@ -125,7 +125,7 @@ export class VdiskManager {
     const r = await this.must(name);
     const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
     const readOnly = r.kind === "snapshot" || (opts.readOnly ?? false);
-    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plain) => this.encoder.encode(plain), this.opts, readOnly);
+    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plains) => this.encoder.encodeMany(plains), this.opts, readOnly);
     this.open.set(name, v);
     return v;
   }

@@ -11,7 +11,7 @@
 // Whole-block zeroes and trims are map edits (the block becomes a hole, nothing is stored);
 // all-zero blocks found at flush become holes too. Identical blocks get the same id, so they are
 // stored once (dedup).
-import { getBlock, type BlockBackend, type BlockRef, type EncodedBlock } from "../../store/index.ts";
+import { getBlock, putMany, type BlockBackend, type BlockRef, type EncodedBlock, type StoreError } from "../../store/index.ts";
 import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "../nbd/export.ts";
 import { NbdError } from "../nbd/errors.ts";
 import { EIO, ENOTSUP } from "../nbd/protocol.ts";
@@ -38,6 +38,13 @@ interface CacheEntry {
   /** Bumped by every change, so a flush knows whether what it stored is still current. */
   version: number;
 }
+
+/**
+ * Dirty blocks encoded in one message to the encoder and put in one turn of the event loop. Per
+ * block, a flush costs thread and process wake-ups (the encoder, each backend connection's server)
+ * as much as bytes; a batch pays them once.
+ */
+const FLUSH_BATCH = 8;
 
 /** Most blocks one BLOCK_STATUS answer describes; the protocol allows a shorter answer. */
 const MAX_STATUS_BLOCKS = 65536;
@@ -66,8 +73,8 @@ export class Vdisk implements BlockExport {
     private readonly catalog: Catalog,
     private readonly reclaimLock: ReadWriteLock,
     private readonly recordGarbage: (refs: BlockRef[]) => Promise<void>,
-    /** Encodes a block (store/chunk.ts) off the serving thread; takes ownership of the buffer. */
-    private readonly encode: (plain: Uint8Array) => Promise<EncodedBlock>,
+    /** Encodes blocks (store/chunk.ts) off the serving thread; takes ownership of their buffers. */
+    private readonly encode: (plains: Uint8Array[]) => Promise<EncodedBlock[]>,
     private readonly opts: VdiskOptions,
     readonly readOnly: boolean,
   ) {
@@ -171,14 +178,14 @@ export class Vdisk implements BlockExport {
    * clients keep writing and they rarely reach the 3/4 mark where they wait.
    */
   private writeBack(pressure: boolean): void {
-    if (pressure) this.puts?.raise(this.opts.putConcurrency);
+    if (pressure) this.puts?.raise(this.batchesAtOnce(true));
     if (this.running || this.queued) return;
     this.startFlush(pressure).catch((err) => this.opts.log(`vdisk ${this.name}: background write-back: ${(err as Error).message}`));
   }
 
   /** Makes every completed write durable; a background write-back in progress is sped up. */
   flush(): Promise<void> {
-    this.puts?.raise(this.opts.putConcurrency);
+    this.puts?.raise(this.batchesAtOnce(true));
     if (this.queued) return this.queued;
     if (this.running) {
       const q = this.running.then(
@@ -427,30 +434,59 @@ export class Vdisk implements BlockExport {
   }
 
   /** The puts of the flush in progress, so a FLUSH can raise their concurrency. */
-  private puts: BoundedRun<[number, CacheEntry]> | null = null;
+  private puts: BoundedRun<[number, CacheEntry][]> | null = null;
+
+  /** Batches in flight: putConcurrency blocks for a flush a client waits for, 1/8 of that in the background. */
+  private batchesAtOnce(urgent: boolean): number {
+    const blocks = urgent ? this.opts.putConcurrency : this.opts.putConcurrency >> 3;
+    return Math.max(1, Math.ceil(blocks / FLUSH_BATCH));
+  }
 
   private async doFlush(urgent: boolean): Promise<void> {
     if (this.readOnly) return;
-    const work: [number, CacheEntry][] = [];
-    for (const [block, e] of this.cacheMap) if (e.dirty) work.push([block, e]);
+    const batches: [number, CacheEntry][][] = [];
+    for (const [block, e] of this.cacheMap) {
+      if (!e.dirty) continue;
+      if (batches.length === 0 || batches[batches.length - 1].length === FLUSH_BATCH) batches.push([]);
+      batches[batches.length - 1].push([block, e]);
+    }
     const released: BlockRef[] = [];
-    const limit = urgent ? this.opts.putConcurrency : Math.max(1, this.opts.putConcurrency >> 3);
-    this.puts = new BoundedRun(work, limit, async ([block, e]) => {
-      const version = e.version;
-      let ref: BlockRef | null = null;
-      if (!isAllZero(e.data)) {
-        // The copy is the block as of `version`; later writes go to e.data and bump the version.
-        const encoded = await this.encode(new Uint8Array(e.data));
-        await this.store.put(encoded.id, encoded.data);
-        ref = { id: encoded.id, key: encoded.key };
+    this.puts = new BoundedRun(batches, this.batchesAtOnce(urgent), async (batch) => {
+      // The copies are the blocks as of `versions`; later writes go to e.data and bump the version.
+      const versions = batch.map(([, e]) => e.version);
+      const refs: (BlockRef | null | undefined)[] = batch.map(() => null);
+      const stored: number[] = [];
+      const plains: Uint8Array[] = [];
+      batch.forEach(([, e], i) => {
+        if (isAllZero(e.data)) return;
+        stored.push(i);
+        plains.push(new Uint8Array(e.data));
+      });
+      let failure: StoreError | null = null;
+      if (plains.length > 0) {
+        const encoded = await this.encode(plains);
+        // One putMany per batch: every shard of the batch is queued in the same turn, so each
+        // backend connection sends them in one write and its server takes them in one read.
+        const results = await putMany(this.store, encoded, { concurrency: encoded.length });
+        results.forEach((err, j) => {
+          if (err) {
+            failure ??= err;
+            refs[stored[j]] = undefined;
+          } else refs[stored[j]] = { id: encoded[j].id, key: encoded[j].key };
+        });
       }
-      if (this.cacheMap.get(block) !== e) return; // zeroed meanwhile: the map already says hole
-      const old = this.map.set(block, ref);
-      if (old) released.push(old);
-      if (e.version === version) {
-        e.dirty = false;
-        this.dirtyBytes -= this.bs;
-      }
+      batch.forEach(([block, e], i) => {
+        const ref = refs[i];
+        if (ref === undefined) return; // not stored: stays dirty for the next flush
+        if (this.cacheMap.get(block) !== e) return; // zeroed meanwhile: the map already says hole
+        const old = this.map.set(block, ref);
+        if (old) released.push(old);
+        if (e.version === versions[i]) {
+          e.dirty = false;
+          this.dirtyBytes -= this.bs;
+        }
+      });
+      if (failure) throw failure;
     });
     await this.puts.done.finally(() => {
       this.puts = null;
