@@ -23,6 +23,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             ("blake3HasherUpdate", hash::js_blake3_hasher_update),
             ("blake3HasherDigest", hash::js_blake3_hasher_digest),
             ("blake2b", hash::js_blake2b),
+            ("blake2bMany", hash::js_blake2b_many),
             ("crc32c", hash::js_crc32c),
             ("snappyCompress", snappy::js_snappy_compress),
             ("snappyDecompress", snappy::js_snappy_decompress),

@@ -1,14 +1,15 @@
-// Worker side of EncoderPool: encodes a batch of blocks per message (store/chunk.ts) and hands the
-// buffers back without copying them.
-import { encodeBlock } from "../../store/chunk.ts";
+// Worker side of EncoderPool: encodes a batch of blocks per message (store/encode-many.ts) and
+// hands the encoded buffers back without copying them, with the plaintext buffers for reuse.
+import { encodeBlocks } from "../../store/encode-many.ts";
 
 declare const self: Worker;
 
 self.onmessage = (e: MessageEvent<{ seq: number; plains: ArrayBuffer[] }>) => {
+  const { seq, plains } = e.data;
   try {
-    const blocks = e.data.plains.map((p) => encodeBlock(new Uint8Array(p)));
-    self.postMessage({ seq: e.data.seq, blocks }, blocks.map((b) => b.data.buffer as ArrayBuffer));
+    const blocks = encodeBlocks(plains.map((p) => new Uint8Array(p)));
+    self.postMessage({ seq, blocks, plains }, [...blocks.map((b) => b.data.buffer as ArrayBuffer), ...plains]);
   } catch (err) {
-    self.postMessage({ seq: e.data.seq, error: String((err as Error)?.message ?? err) });
+    self.postMessage({ seq, plains, error: String((err as Error)?.message ?? err) }, plains);
   }
 };

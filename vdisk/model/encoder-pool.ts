@@ -1,6 +1,8 @@
 // Block encoding (two BLAKE2b passes, snappy, AES-GCM) is the CPU cost of a flush; a pool of
 // workers runs it off the thread that serves NBD requests, on every core but one. Blocks go in
-// batches: one message and one wake-up of each thread per batch rather than per block.
+// batches: one message and one wake-up of each thread per batch rather than per block. The copies
+// sent to a worker come back with its answer and are reused for the next batch: a fresh 64 KiB
+// array per block is new pages from the kernel (page faults and zeroing) every time.
 import { cpus } from "node:os";
 import type { EncodedBlock } from "../../store/index.ts";
 
@@ -9,8 +11,12 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/** Spare copy buffers kept for reuse, per size: enough for the batches a flush has in flight. */
+const MAX_SPARES = 64;
+
 export class EncoderPool {
   private readonly workers: Worker[] = [];
+  private readonly spares = new Map<number, ArrayBuffer[]>();
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
   private next = 0;
@@ -21,7 +27,8 @@ export class EncoderPool {
     if (this.workers.length < this.size) {
       const w = new Worker(new URL("./encode-worker.ts", import.meta.url).href);
       w.unref();
-      w.onmessage = (e: MessageEvent<{ seq: number; blocks?: EncodedBlock[]; error?: string }>) => {
+      w.onmessage = (e: MessageEvent<{ seq: number; blocks?: EncodedBlock[]; plains: ArrayBuffer[]; error?: string }>) => {
+        this.keepSpares(e.data.plains);
         const p = this.pending.get(e.data.seq);
         if (!p) return;
         this.pending.delete(e.data.seq);
@@ -41,17 +48,27 @@ export class EncoderPool {
     return this.workers[this.next++ % this.workers.length];
   }
 
-  /**
-   * Encodes each of `plains`, in order. Their buffers are transferred to the worker (the caller
-   * must not reuse them); a view that does not span its whole buffer is copied first.
-   */
+  /** Encodes a copy of each of `plains` as they are now, in order; the caller may change them at once. */
   encodeMany(plains: Uint8Array[]): Promise<EncodedBlock[]> {
-    const buffers = plains.map((p) => (p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? p : new Uint8Array(p)).buffer as ArrayBuffer);
+    const copies = plains.map((p) => {
+      const spare = this.spares.get(p.length)?.pop();
+      const copy = spare ? new Uint8Array(spare) : new Uint8Array(p.length);
+      copy.set(p);
+      return copy.buffer as ArrayBuffer;
+    });
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      this.worker().postMessage({ seq, plains: buffers }, buffers);
+      this.worker().postMessage({ seq, plains: copies }, copies);
     });
+  }
+
+  private keepSpares(buffers: ArrayBuffer[]): void {
+    for (const b of buffers) {
+      let list = this.spares.get(b.byteLength);
+      if (!list) this.spares.set(b.byteLength, (list = []));
+      if (list.length < MAX_SPARES) list.push(b);
+    }
   }
 
   close(): void {

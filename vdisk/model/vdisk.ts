@@ -73,7 +73,7 @@ export class Vdisk implements BlockExport {
     private readonly catalog: Catalog,
     private readonly reclaimLock: ReadWriteLock,
     private readonly recordGarbage: (refs: BlockRef[]) => Promise<void>,
-    /** Encodes blocks (store/chunk.ts) off the serving thread; takes ownership of their buffers. */
+    /** Encodes copies of blocks (store/chunk.ts), taken at the call, off the serving thread. */
     private readonly encode: (plains: Uint8Array[]) => Promise<EncodedBlock[]>,
     private readonly opts: VdiskOptions,
     readonly readOnly: boolean,
@@ -452,7 +452,7 @@ export class Vdisk implements BlockExport {
     }
     const released: BlockRef[] = [];
     this.puts = new BoundedRun(batches, this.batchesAtOnce(urgent), async (batch) => {
-      // The copies are the blocks as of `versions`; later writes go to e.data and bump the version.
+      // The encoder copies the blocks as of `versions`; later writes bump the version.
       const versions = batch.map(([, e]) => e.version);
       const refs: (BlockRef | null | undefined)[] = batch.map(() => null);
       const stored: number[] = [];
@@ -460,7 +460,7 @@ export class Vdisk implements BlockExport {
       batch.forEach(([, e], i) => {
         if (isAllZero(e.data)) return;
         stored.push(i);
-        plains.push(new Uint8Array(e.data));
+        plains.push(e.data);
       });
       let failure: StoreError | null = null;
       if (plains.length > 0) {
