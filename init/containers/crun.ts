@@ -1,10 +1,23 @@
 // Driving Debian's crun. `run` keeps crun in the foreground as the container's parent, so its exit
 // status is the container's and the container's stdout/stderr are the pipes we hand it; state, kill,
 // delete and exec address the container by id under our own --root.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, watch } from "node:fs";
 import { join } from "node:path";
 import { ContainerError } from "./errors.ts";
 import { mustRun, runCommand, type CommandResult } from "./command.ts";
+
+/** Written by crun in the bundle: the container's pid, as one decimal number. */
+const PID_FILE = "pid";
+
+/** The pid in a pid file; null while it is absent or not yet written (crun truncates, then writes). */
+function readPid(path: string): number | null {
+  try {
+    const pid = Number(readFileSync(path, "latin1"));
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
 
 export class Crun {
   constructor(
@@ -19,9 +32,38 @@ export class Crun {
     return [this.binary, "--root", this.root, `--cgroup-manager=${this.cgroupManager}`, ...args];
   }
 
-  /** Creates and starts the container; the process lives until the container's init exits. */
-  run(id: string, bundle: string): ReturnType<typeof Bun.spawn> {
-    return Bun.spawn(this.argv("run", "--bundle", bundle, id), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  private runArgv(id: string, bundle: string): string[] {
+    return this.argv("run", "--bundle", bundle, "--pid-file", join(bundle, PID_FILE), id);
+  }
+
+  /**
+   * Creates and starts the container; the process lives until the container's init exits. `running`
+   * resolves with the container's pid once it runs the user's command, or null when crun exits
+   * first. crun writes the pid file right after the state file that `crun state` reads, once the
+   * container was released to exec; an inotify watch on the bundle sees it at once, where polling
+   * the state would wait a timer step.
+   */
+  run(id: string, bundle: string): { proc: ReturnType<typeof Bun.spawn>; running: Promise<number | null> } {
+    const pidFile = join(bundle, PID_FILE);
+    rmSync(pidFile, { force: true });
+    // watched before the spawn, so the write cannot be missed
+    const watcher = watch(bundle);
+    const proc = Bun.spawn(this.runArgv(id, bundle), { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const running = new Promise<number | null>((resolve) => {
+      const done = (pid: number | null) => {
+        watcher.close();
+        resolve(pid);
+      };
+      // a watch that fails leaves the pid unknown; the container is still supervised through crun's exit
+      watcher.on("error", () => done(null));
+      watcher.on("change", (_event, file) => {
+        if (file !== PID_FILE) return;
+        const pid = readPid(pidFile);
+        if (pid !== null) done(pid);
+      });
+      void proc.exited.then(() => done(null));
+    });
+    return { proc, running };
   }
 
   /**
@@ -30,7 +72,7 @@ export class Crun {
    * its container dies, under a container recreated with the same id.
    */
   async killStaleRuns(id: string, bundle: string): Promise<void> {
-    const want = this.argv("run", "--bundle", bundle, id).join("\0");
+    const want = this.runArgv(id, bundle).join("\0");
     const stale: number[] = [];
     for (const e of readdirSync("/proc")) {
       if (!/^\d+$/.test(e)) continue;
@@ -49,22 +91,6 @@ export class Crun {
       }
     }
     while (stale.some((pid) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "latin1").includes(") Z "))) await Bun.sleep(5);
-  }
-
-  /**
-   * The container's pid once its process runs the user's command, read from crun's own state files
-   * (what `crun state` reads, without a process per poll): <root>/<id>/status holds the pid, and
-   * exec.fifo exists from create until start.
-   */
-  runningPid(id: string): number | null {
-    const dir = join(this.root, id);
-    try {
-      if (existsSync(join(dir, "exec.fifo"))) return null;
-      const pid = (JSON.parse(readFileSync(join(dir, "status"), "utf8")) as { pid?: number }).pid;
-      return typeof pid === "number" && pid > 0 ? pid : null;
-    } catch {
-      return null; // not written yet, or mid-write
-    }
   }
 
   async kill(id: string, signal: string): Promise<void> {

@@ -14,7 +14,7 @@ import { Crun } from "./crun.ts";
 import { ContainerError } from "./errors.ts";
 import { Ipam } from "./ipam.ts";
 import { Network, probePort } from "./network.ts";
-import { ociConfig } from "./oci.ts";
+import { ociConfig, type OciContext } from "./oci.ts";
 import { FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { Rootfs, type VdiskProvider } from "./rootfs.ts";
@@ -92,6 +92,8 @@ export interface ManagerOptions {
 
 export type Progress = (step: string, detail?: string) => void;
 
+type EtcFiles = OciContext["etcFiles"];
+
 export class ContainerManager {
   private readonly containers = new Map<string, Container>();
   private readonly cgroups: Cgroups;
@@ -135,10 +137,10 @@ export class ContainerManager {
     try {
       for (const p of spec.ports) await probePort(p.hostPort, p.protocol, spec.name);
       await this.build(c, progress);
-      this.persist(c);
     } catch (e) {
       this.containers.delete(spec.name);
       await this.teardown(c).catch((t) => log.error(`cleaning up after failed create of ${spec.name}`, t));
+      rmSync(this.specPath(spec.name), { force: true });
       throw e;
     }
     progress("start");
@@ -165,43 +167,59 @@ export class ContainerManager {
     }
   }
 
-  /** Rootfs, network, cgroup and config.json: everything but the process. */
+  /**
+   * Rootfs, network, cgroup, config.json and the persisted record: everything but the process.
+   * The network namespace (made on the mount thread) is started first, then the rootfs (the FUSE
+   * mount, answered on this thread), and the files are written while both are in flight; all of
+   * them settle before a failure is reported, so the teardown that follows never races a step still
+   * running.
+   */
   private async build(c: Container, progress: Progress): Promise<void> {
     const { spec } = c;
     mkdirSync(c.bundle, { recursive: true });
     const netnsPath = spec.network === "private" ? join(c.bundle, "netns") : null;
+    if (netnsPath) {
+      if (c.ip) this.ipam.claim(c.ip);
+      else c.ip = this.ipam.allocate();
+    }
+    const network = (async () => {
+      if (!netnsPath) return;
+      progress("network");
+      await this.network.attach(spec.name, c.ip!, netnsPath);
+      await this.network.addForwards(spec.name, c.ip!, spec.ports);
+    })();
     const rootfs = (async () => {
       progress("rootfs", spec.flist);
       await c.rootfs.mount(spec, this.flists, this.opts.vdisks ?? null);
     })();
-    const network = (async () => {
-      if (!netnsPath) return;
-      progress("network");
-      if (c.ip) this.ipam.claim(c.ip);
-      else c.ip = this.ipam.allocate();
-      await this.network.attach(spec.name, c.ip, netnsPath);
-      await this.network.addForwards(spec.name, c.ip, spec.ports);
+    const files = (async () => {
+      this.persist(c);
+      if (this.limitsEnforced) {
+        progress("cgroup");
+        this.cgroups.prepare(spec.name);
+      }
+      return this.writeEtcFiles(c);
     })();
-    // independent, so done side by side; both settle before a failure is reported, so the
-    // teardown that follows never races a step still running
-    const failed = (await Promise.allSettled([rootfs, network])).find((r) => r.status === "rejected");
+    const settled = await Promise.allSettled([network, rootfs, files]);
+    const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (this.limitsEnforced) {
-      progress("cgroup");
-      this.cgroups.prepare(spec.name);
-    }
-    const etc = join(c.bundle, "etc");
-    mkdirSync(etc, { recursive: true });
-    const etcFiles = { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") };
-    writeFileSync(etcFiles.hostname, spec.hostname + "\n");
-    writeFileSync(etcFiles.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${spec.hostname}\n` : ""}`);
-    writeFileSync(etcFiles.resolv, existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf") : "");
     const config = ociConfig(spec, {
-      etcFiles, netnsPath, flistMountSources: c.rootfs.extraSources,
+      etcFiles: (settled[2] as PromiseFulfilledResult<EtcFiles>).value, netnsPath, flistMountSources: c.rootfs.extraSources,
       cgroupsPath: this.limitsEnforced ? this.cgroups.leafPath(spec.name) : null,
       nofileHard: Number(getRlimit(RLIMIT_NOFILE).hard),
     });
     writeFileSync(join(c.bundle, "config.json"), JSON.stringify(config, null, 2));
+  }
+
+  /** The container's /etc/hostname, hosts and resolv.conf, bind-mounted from the bundle. */
+  private writeEtcFiles(c: Container): EtcFiles {
+    const etc = join(c.bundle, "etc");
+    mkdirSync(etc, { recursive: true });
+    const files = { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") };
+    writeFileSync(files.hostname, c.spec.hostname + "\n");
+    writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${c.spec.hostname}\n` : ""}`);
+    writeFileSync(files.resolv, existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf") : "");
+    return files;
   }
 
   /** Undoes build(), tolerating parts that were never made or are already gone. */
@@ -228,9 +246,13 @@ export class ContainerManager {
     if (!mountsUnder(c.bundle).length) rmSync(c.bundle, { recursive: true, force: true });
   }
 
+  private specPath(name: string): string {
+    return join(this.dirs.specs, `${name}.json`);
+  }
+
   private persist(c: Container): void {
     mkdirSync(this.dirs.specs, { recursive: true });
-    const path = join(this.dirs.specs, `${c.spec.name}.json`);
+    const path = this.specPath(c.spec.name);
     const record: ContainerRecord = { spec: c.spec, ip: c.ip, target: c.target, createdAt: c.createdAt };
     writeFileSync(path + ".tmp", JSON.stringify(record, null, 2));
     renameSync(path + ".tmp", path);
@@ -242,7 +264,7 @@ export class ContainerManager {
     c.timer = null;
     c.timerAt = null;
     c.oomBefore = this.limitsEnforced ? this.cgroups.oomKills(name) : 0;
-    const proc = this.crun.run(name, c.bundle);
+    const { proc, running } = this.crun.run(name, c.bundle);
     c.proc = proc;
     c.state = "running";
     c.startedAt = Date.now();
@@ -256,14 +278,8 @@ export class ContainerManager {
       await pumps.catch(() => {});
       await this.onExit(c, proc, code);
     })();
-    while (c.proc === proc && proc.exitCode === null) {
-      const pid = this.crun.runningPid(name);
-      if (pid !== null) {
-        c.pid = pid;
-        return;
-      }
-      await Bun.sleep(1);
-    }
+    const pid = await running;
+    if (c.proc === proc && pid !== null) c.pid = pid;
   }
 
   private async onExit(c: Container, proc: ReturnType<typeof Bun.spawn>, code: number): Promise<void> {
@@ -360,7 +376,7 @@ export class ContainerManager {
     c.target = "down";
     await this.halt(c, timeoutMs ?? 10_000);
     await this.teardown(c);
-    rmSync(join(this.dirs.specs, `${name}.json`), { force: true });
+    rmSync(this.specPath(name), { force: true });
     this.containers.delete(name);
     return { deleted: name };
   }

@@ -53,6 +53,7 @@ export interface Attachment {
 
 export class Network {
   private ready: Promise<void> | null = null;
+  private bridgeUp = false;
 
   constructor(readonly ipam: Ipam) {}
 
@@ -66,6 +67,11 @@ export class Network {
   }
 
   private async setupBridge(): Promise<void> {
+    await this.makeBridge();
+    this.bridgeUp = true;
+  }
+
+  private async makeBridge(): Promise<void> {
     const step = "bridge";
     if ((await runCommand(["ip", "link", "show", BRIDGE])).code !== 0) {
       await mustRun(["ip", "link", "add", BRIDGE, "type", "bridge"], step);
@@ -78,9 +84,13 @@ export class Network {
     if ((await runCommand(["nft", "list", "table", "ip", NFT_TABLE])).code !== 0) await mustRun(["nft", "-f", "-"], "nftables", { stdin: nftRuleset(this.ipam.subnet) });
   }
 
-  /** A network namespace for the container, persisted at netnsPath, joined to the bridge by a veth. */
+  /**
+   * A network namespace for the container, persisted at netnsPath, joined to the bridge by a veth.
+   * Once the bridge is up, the namespace is asked of the mount thread before this returns to the
+   * event loop, so it is made while the caller goes on with other steps.
+   */
   async attach(container: string, ip: string, netnsPath: string): Promise<Attachment> {
-    await this.ensureBridge();
+    if (!this.bridgeUp) await this.ensureBridge();
     const veth = vethName(container);
     closeSync(openSync(netnsPath, "w"));
     try {

@@ -38,8 +38,16 @@ export class Rootfs {
     for (const v of [...spec.mounts.filter((m) => m.type === "vdisk"), ...(spec.rwVdisk ? [spec.rwVdisk] : [])]) {
       if (!vdisks) throw new ContainerError("unsupported", `mounts: vdisk ${v.vdisk} needs an NBD-attached block device, which only a node has`, { container: spec.name, step: "mounts" });
     }
-    const lower = await flists.acquire(spec.flist, spec.stores, spec.name);
-    this.leases.push(lower);
+    // the flist mount waits for its FUSE handshake, while the upper layer is made
+    const lowerMounted = flists.acquire(spec.flist, spec.stores, spec.name).then((l) => {
+      this.leases.push(l);
+      return l;
+    });
+    const rwMade = this.upperAndWork(spec, vdisks);
+    const [lowerR, rwR] = await Promise.allSettled([lowerMounted, rwMade]);
+    if (lowerR.status === "rejected") throw lowerR.reason;
+    if (rwR.status === "rejected") throw rwR.reason;
+    const lower = lowerR.value, rw = rwR.value;
     for (const [i, m] of spec.mounts.entries()) {
       if (m.type !== "flist") continue;
       const lease = await flists.acquire(m.flist, spec.stores, spec.name);
@@ -49,28 +57,33 @@ export class Rootfs {
     for (const [i, m] of spec.mounts.entries()) {
       if (m.type === "vdisk") this.extraSources[i] = await this.useVdisk(vdisks!, m.vdisk, m.url, spec.name, "mounts");
     }
-    let rw = join(this.bundle, "rw");
-    if (spec.rwVdisk) {
-      // async: the vdisk's NBD server may be slow, and init's event loop serves the flist mounts
-      rw = join(await this.useVdisk(vdisks!, spec.rwVdisk.vdisk, spec.rwVdisk.url, spec.name, "overlay"), "overlay", spec.name);
-      await mkdir(join(rw, "upper"), { recursive: true });
-      await mkdir(join(rw, "work"), { recursive: true });
-    } else {
-      mkdirSync(rw, { recursive: true });
-      try {
-        mount("zos-rw", rw, "tmpfs", 0, `size=${spec.rwSizeBytes},mode=0755`);
-      } catch (e) {
-        throw new ContainerError("system", `overlay: tmpfs on ${rw}: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
-      }
-      mkdirSync(join(rw, "upper"));
-      mkdirSync(join(rw, "work"));
-    }
     mkdirSync(this.rootfs, { recursive: true });
     try {
       await mountOffThread("zos-overlay", this.rootfs, "overlay", 0, `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`);
     } catch (e) {
       throw new ContainerError("system", `overlay: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
     }
+  }
+
+  /** The directory holding the overlay's upper and work dirs: a fresh tmpfs, or the container's directory on its vdisk. */
+  private async upperAndWork(spec: ContainerSpec, vdisks: VdiskProvider | null): Promise<string> {
+    if (spec.rwVdisk) {
+      // async: the vdisk's NBD server may be slow, and init's event loop serves the flist mounts
+      const rw = join(await this.useVdisk(vdisks!, spec.rwVdisk.vdisk, spec.rwVdisk.url, spec.name, "overlay"), "overlay", spec.name);
+      await mkdir(join(rw, "upper"), { recursive: true });
+      await mkdir(join(rw, "work"), { recursive: true });
+      return rw;
+    }
+    const rw = join(this.bundle, "rw");
+    mkdirSync(rw, { recursive: true });
+    try {
+      mount("zos-rw", rw, "tmpfs", 0, `size=${spec.rwSizeBytes},mode=0755`);
+    } catch (e) {
+      throw new ContainerError("system", `overlay: tmpfs on ${rw}: ${(e as Error).message}`, { container: spec.name, step: "overlay" }, { cause: e });
+    }
+    mkdirSync(join(rw, "upper"));
+    mkdirSync(join(rw, "work"));
+    return rw;
   }
 
   /** The host path of a vdisk the container uses (attached now if need be), released in unmount. */
