@@ -95,3 +95,25 @@ test("a flush whose batch had one put fail keeps the stored blocks; the next flu
   expect((await manager.info("partial")).allocatedBlocks).toBe(3);
   await manager.close();
 });
+
+test("evicted block buffers are reused for new writes, but never one whose views a reply still holds", async () => {
+  const { store, manager, vdisk } = await setup("reuse");
+  store.gate.puts = false;
+  const data = Array.from({ length: 24 }, (_, i) => randomBytes(BLOCK, 200 + i));
+  for (let i = 0; i < 8; i++) await vdisk.write(data[i], i * BLOCK, false);
+  await vdisk.flush();
+  const views = vdisk.cachedViews(0, 2 * BLOCK)!; // what a large read sends straight from the cache
+  expect(views).toHaveLength(2);
+  for (let i = 8; i < 24; i++) {
+    await vdisk.write(data[i], i * BLOCK, false);
+    await vdisk.flush(); // clean, so the next write evicts and reuses a buffer
+  }
+  expect(Buffer.from(views[0]).equals(data[0])).toBe(true);
+  expect(Buffer.from(views[1]).equals(data[1])).toBe(true);
+  for (let i = 0; i < 24; i++) {
+    const got = new Uint8Array(BLOCK);
+    await vdisk.read(got, i * BLOCK);
+    expect(Buffer.from(got).equals(data[i])).toBe(true);
+  }
+  await manager.close();
+});

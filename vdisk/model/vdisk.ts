@@ -37,7 +37,15 @@ interface CacheEntry {
   dirty: boolean;
   /** Bumped by every change, so a flush knows whether what it stored is still current. */
   version: number;
+  /**
+   * Its buffer may be read outside the cache later (views sent to a connection, an entry handed
+   * to the waiters of a fetch), so it is never reused for another block.
+   */
+  shared?: boolean;
 }
+
+/** Evicted block buffers kept for new blocks; enough to cover a burst of 1 MiB writes. */
+const MAX_SPARE_BLOCKS = 64;
 
 /**
  * Dirty blocks encoded in one message to the encoder and put in one turn of the event loop. Per
@@ -128,6 +136,7 @@ export class Vdisk implements BlockExport {
       const e = this.cacheMap.get(s.block);
       if (e) {
         views.push(e.data.subarray(s.within, s.within + s.length));
+        e.shared = true;
         this.touch(s.block, e);
       } else if (this.map.isHole(s.block)) views.push(this.zeroBlock.subarray(0, s.length));
       else return null;
@@ -313,8 +322,22 @@ export class Vdisk implements BlockExport {
       if (!e.dirty && !this.fetchingForWrite.has(block)) {
         this.cacheMap.delete(block);
         this.cachedBytes -= this.bs;
+        if (!e.shared && e.data.length === this.bs && this.spareBlocks.length < MAX_SPARE_BLOCKS) this.spareBlocks.push(e.data);
       }
     }
+  }
+
+  /**
+   * Buffers of evicted blocks, reused for new ones: a fresh 64 KiB array is new pages from the
+   * kernel (faults, zeroing, unmapping when collected), which cost more than the copy into it
+   * when a stream of writes replaces the cache's contents. Nothing else holds them: flushes
+   * encode copies, reads copy out synchronously, and shared buffers are not kept.
+   */
+  private readonly spareBlocks: Uint8Array[] = [];
+
+  /** A block buffer whose contents are the caller's to overwrite entirely. */
+  private blockBuffer(): Uint8Array {
+    return this.spareBlocks.pop() ?? new Uint8Array(this.bs);
   }
 
   private markDirty(e: CacheEntry): void {
@@ -344,7 +367,7 @@ export class Vdisk implements BlockExport {
           this.loading.delete(block);
           return this.load(block);
         }
-        const e: CacheEntry = { data: plain, dirty: false, version: 0 };
+        const e: CacheEntry = { data: plain, dirty: false, version: 0, shared: true };
         this.insert(block, e);
         return e;
       })
@@ -364,9 +387,12 @@ export class Vdisk implements BlockExport {
       this.markDirty(e);
     } else if (src.length === this.bs) {
       // Inserted dirty, so the eviction that insert() may run cannot drop it.
-      this.insert(block, { data: new Uint8Array(src), dirty: true, version: 1 });
+      const data = this.blockBuffer();
+      data.set(src);
+      this.insert(block, { data, dirty: true, version: 1 });
     } else if (this.map.isHole(block)) {
-      const data = new Uint8Array(this.bs);
+      const data = this.blockBuffer();
+      data.fill(0);
       data.set(src, within);
       this.insert(block, { data, dirty: true, version: 1 });
     } else {
