@@ -1,10 +1,10 @@
-// The worker body of off-thread.ts: runs mount(2), umount2(2) and network namespace creation on
-// this thread, one request at a time, and answers each with its id and the errno it failed with
+// The worker body of off-thread.ts: runs mount(2), umount2(2), network namespace creation and veth
+// deletion on this thread, one request at a time, and answers each with its id and the errno it failed with
 // (0 on success).
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { openSync } from "node:fs";
 import { LibcError, mount, umount } from "../libc.ts";
-import { configureInside, NetlinkError } from "./netlink.ts";
+import { configureInside, deleteLink, NetlinkError, setMasterUp } from "./netlink.ts";
 import type { OffThreadReply, OffThreadRequest } from "./off-thread.ts";
 
 declare const self: Worker;
@@ -24,9 +24,10 @@ function check(call: string, rc: number): void {
 
 /**
  * A new network namespace, persisted by a bind mount on `path` (an existing file) and set up from
- * inside; unshare(CLONE_NEWNET) moves only this thread, which goes back home afterwards.
+ * inside; unshare(CLONE_NEWNET) moves only this thread, which goes back home afterwards and puts
+ * the veth's home end on the bridge.
  */
-function makeNetns(path: string, inside: Parameters<typeof configureInside>[0]): void {
+function makeNetns(path: string, inside: Parameters<typeof configureInside>[0], bridge: string): void {
   check("unshare(CLONE_NEWNET)", libc.unshare(CLONE_NEWNET));
   try {
     mount("/proc/thread-self/ns/net", path, "none", MS_BIND);
@@ -34,6 +35,7 @@ function makeNetns(path: string, inside: Parameters<typeof configureInside>[0]):
   } finally {
     check("setns", libc.setns(homeNetns, CLONE_NEWNET));
   }
+  setMasterUp(inside.peer, bridge);
 }
 
 self.onmessage = (e: MessageEvent<OffThreadRequest>) => {
@@ -42,7 +44,8 @@ self.onmessage = (e: MessageEvent<OffThreadRequest>) => {
   try {
     if (r.op === "mount") mount(r.source, r.target, r.fstype, r.flags, r.data);
     else if (r.op === "umount") umount(r.target, r.flags);
-    else makeNetns(r.path, r.inside);
+    else if (r.op === "netns") makeNetns(r.path, r.inside, r.bridge);
+    else deleteLink(r.ifname);
   } catch (err) {
     const code = err instanceof LibcError || err instanceof NetlinkError ? err.errno : -1;
     reply = { id: r.id, errno: code, message: (err as Error).message };

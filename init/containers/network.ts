@@ -10,8 +10,7 @@ import { umount, MNT_DETACH } from "../libc.ts";
 import { ContainerError } from "./errors.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
-import { deleteLink, setMasterUp } from "./netlink.ts";
-import { makeNetnsOffThread } from "./off-thread.ts";
+import { deleteLinkOffThread, makeNetnsOffThread } from "./off-thread.ts";
 import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
 
@@ -94,8 +93,7 @@ export class Network {
     const veth = vethName(container);
     closeSync(openSync(netnsPath, "w"));
     try {
-      await makeNetnsOffThread(netnsPath, { peer: veth, peerPid: process.pid, ip, prefix: this.ipam.prefix, gateway: this.ipam.gateway });
-      setMasterUp(veth, BRIDGE);
+      await makeNetnsOffThread(netnsPath, { peer: veth, peerPid: process.pid, ip, prefix: this.ipam.prefix, gateway: this.ipam.gateway }, BRIDGE);
     } catch (e) {
       throw new ContainerError("system", `network: ${(e as Error).message}`, { container, step: "network" }, { cause: e });
     }
@@ -105,7 +103,7 @@ export class Network {
   /** Removes the veth and the namespace file; parts already gone are skipped. */
   async detach(container: string, netnsPath: string): Promise<void> {
     try {
-      deleteLink(vethName(container));
+      await deleteLinkOffThread(vethName(container));
     } catch (e) {
       throw new ContainerError("system", `network: ${(e as Error).message}`, { container, step: "network" }, { cause: e });
     }

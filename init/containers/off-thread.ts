@@ -4,14 +4,17 @@
 //    overlay over an flist): the kernel sends FUSE requests (GETATTR, STATFS, GETXATTR) while inside
 //    the call, and this process answers them on its main thread;
 //  - a container's network namespace, made and configured from inside by a thread that
-//    unshare(CLONE_NEWNET)s itself, which the main thread must never do.
-// Each replaces a process (mount(8), umount(8), `unshare ip -batch`) that costs 2-8 ms to start.
+//    unshare(CLONE_NEWNET)s itself, which the main thread must never do;
+//  - deleting a container's veth, which returns only after the kernel waited for RCU grace periods
+//    (10-40 ms): on the main thread it would stall every FUSE request and RPC meanwhile.
+// Each replaces a process (mount(8), umount(8), `unshare ip -batch`, `ip link del`) that costs 2-8 ms to start.
 import type { InsideNetwork } from "./netlink.ts";
 
 export type OffThreadRequest =
   | { id: number; op: "mount"; source: string; target: string; fstype: string; flags: number; data: string }
   | { id: number; op: "umount"; target: string; flags: number }
-  | { id: number; op: "netns"; path: string; inside: InsideNetwork };
+  | { id: number; op: "netns"; path: string; inside: InsideNetwork; bridge: string }
+  | { id: number; op: "dellink"; ifname: string };
 
 export interface OffThreadReply {
   id: number;
@@ -71,7 +74,15 @@ export function umountOffThread(target: string, flags = 0): Promise<void> {
   return call({ op: "umount", target, flags });
 }
 
-/** A new network namespace persisted at path (an existing file), with the container's side of its veth set up. */
-export function makeNetnsOffThread(path: string, inside: InsideNetwork): Promise<void> {
-  return call({ op: "netns", path, inside });
+/**
+ * A new network namespace persisted at path (an existing file), with the container's side of its
+ * veth set up and the other side (left in this process's namespace) enslaved to bridge and up.
+ */
+export function makeNetnsOffThread(path: string, inside: InsideNetwork, bridge: string): Promise<void> {
+  return call({ op: "netns", path, inside, bridge });
+}
+
+/** `ip link del IF`, done when there is no interface by that name. */
+export function deleteLinkOffThread(ifname: string): Promise<void> {
+  return call({ op: "dellink", ifname });
 }
