@@ -162,7 +162,7 @@ export class NodeRuntime {
       // after the containers and services that may write to them, before the final step ends every
       // process and unmounts: their NBD connections must still be up to flush
       await this.vdisks.shutdown();
-      await this.rpc?.stop();
+      this.rpc?.stop();
       this.reaper.stop();
       await this.config.finishShutdown(kind);
     })();

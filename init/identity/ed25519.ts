@@ -29,19 +29,11 @@ export function signMessage(key: KeyPair, message: Uint8Array): Uint8Array {
   return new Uint8Array(sign(null, message, key.privateKey));
 }
 
-/** Signs on Bun's native crypto thread pool. The event loop pays ~4 µs for the hand-off instead of
- * ~20 µs for the signature, which lets the RPC server's one JS thread answer more calls while the
- * pool's threads (one per core, started by Bun on first use, no JS heap) do the curve arithmetic. */
-export function signMessageAsync(key: KeyPair, message: Uint8Array): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    sign(null, message, key.privateKey, (err, signature) => (err ? reject(err) : resolve(new Uint8Array(signature))));
-  });
-}
-
 // Parsing a public key costs more than verifying; callers are few, so cache the parsed objects.
 const publicKeyCache = new Map<string, KeyObject>();
 
-function publicKeyObject(publicKey: Uint8Array): KeyObject | null {
+/** The parsed form of a raw public key (cached); null when it is not a point on the curve. */
+export function publicKeyObject(publicKey: Uint8Array): KeyObject | null {
   const id = Buffer.from(publicKey).toString("hex");
   let key = publicKeyCache.get(id);
   if (!key) {
@@ -70,9 +62,14 @@ export function verifySignature(publicKey: Uint8Array, message: Uint8Array, sign
 /** Verifies on Bun's native crypto thread pool, leaving the event loop free; measured ~1.5x the
  * calls/s of the synchronous form on 2 cores. Accepts and rejects exactly what verifySignature does. */
 export function verifySignatureAsync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  if (publicKey.length !== 32 || signature.length !== 64) return Promise.resolve(false);
+  if (publicKey.length !== 32) return Promise.resolve(false);
   const key = publicKeyObject(publicKey);
-  if (!key) return Promise.resolve(false);
+  return key ? verifyWithKeyAsync(key, message, signature) : Promise.resolve(false);
+}
+
+/** verifySignatureAsync for a key already parsed by publicKeyObject (the RPC server keeps it per caller). */
+export function verifyWithKeyAsync(key: KeyObject, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  if (signature.length !== 64) return Promise.resolve(false);
   return new Promise((resolve) => {
     try {
       verify(null, message, key, signature, (err, ok) => resolve(!err && ok));

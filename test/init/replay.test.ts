@@ -36,3 +36,30 @@ test("a full cache refuses new nonces until old ones expire", () => {
   expect(c.check("alice", nonce(9), t0 + 62_000, t0 + 62_000)).toBe("ok");
   expect(c.size).toBe(1);
 });
+
+test("tens of thousands of nonces: each is refused again while valid, and forgotten to the second", () => {
+  const c = new ReplayCache(windowMs);
+  const seen: Uint8Array[] = [];
+  // 50,000 nonces stamped over 50 s: they spread over several expiry generations and tables grow
+  for (let i = 0; i < 50_000; i++) {
+    const n = crypto.getRandomValues(new Uint8Array(16));
+    seen.push(n);
+    expect(c.check("alice", n, t0 + i, t0 + i)).toBe("ok");
+  }
+  expect(c.size).toBe(50_000);
+  for (let i = 0; i < 50_000; i += 7) expect(c.check("alice", seen[i], t0 + i, t0 + 50_000)).toBe("replay");
+  // a nonce stamped t0 + i ms is remembered until the end of second ceil(i / 1000) + 60: at t0 + 85 s
+  // the 24,001 stamped up to t0 + 24 s are forgotten, the rest are not
+  expect(c.check("alice", seen[0], t0 + 85_000, t0 + 85_000)).toBe("ok");
+  expect(c.check("alice", seen[24_001], t0 + 24_001, t0 + 85_000)).toBe("replay");
+  expect(c.size).toBe(50_000 - 24_001 + 1);
+});
+
+test("a nonce used again after it expired is remembered afresh", () => {
+  const c = new ReplayCache(windowMs);
+  expect(c.check("alice", nonce(5), t0, t0)).toBe("ok");
+  // expired at t0 + 60 s but its slot is not reclaimed yet (same expiry generation): it is absent
+  expect(c.check("alice", nonce(5), t0 + 1_000, t0 + 61_000)).toBe("ok");
+  expect(c.check("alice", nonce(5), t0 + 1_000, t0 + 61_500)).toBe("replay");
+  expect(c.size).toBe(1);
+});
