@@ -28,6 +28,9 @@ const DENIED_SYSCALLS = [
   "settimeofday", "swapoff", "swapon", "syslog", "umount2", "unshare", "uselib", "userfaultfd", "vhangup", "adjtimex",
 ];
 
+/** The files of /etc that every container gets bind-mounted from its bundle (read-only). */
+export const ETC_MOUNTS = ["hostname", "hosts", "resolv.conf"] as const;
+
 export interface OciContext {
   /** Bind-mounted over /etc/hostname, /etc/hosts and /etc/resolv.conf. */
   etcFiles: { hostname: string; hosts: string; resolv: string };

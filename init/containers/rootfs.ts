@@ -3,16 +3,44 @@
 // (<vdisk>/overlay/<name>/), and overlayfs joining them (rootfs/). The overlay is
 // mounted and unmounted on another thread (off-thread.ts): the FUSE mount below it is served by this
 // process's event loop, so the main thread must not block inside mount(2) while the kernel looks it up.
-import { mkdirSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, utimesSync, type Stats } from "node:fs";
+import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mount, umount, MNT_DETACH } from "../libc.ts";
 import { ContainerError } from "./errors.ts";
 import type { FlistLease, FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mountOffThread, umountOffThread } from "./off-thread.ts";
+import { ETC_MOUNTS } from "./oci.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { VdiskError } from "../vdisks/errors.ts";
+
+/**
+ * Gives a fresh upper layer /etc with empty files where crun bind-mounts the container's hostname,
+ * hosts and resolv.conf. Left to crun, making them inside the overlay copies /etc up from the flist,
+ * which costs a dozen FUSE requests per container (xattrs, ioctl, opendir) answered by this
+ * process. /etc takes the flist's owner, mode and times, as a copy-up would; an flist whose /etc
+ * is not a directory (a symlink) is left to crun, which follows it.
+ */
+async function seedEtcMountPoints(lowerRoot: string, upper: string, container: string): Promise<void> {
+  let lowerEtc: Stats | null;
+  try {
+    // async: a lookup in the FUSE mount this thread answers
+    lowerEtc = await lstat(join(lowerRoot, "etc"));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new ContainerError("system", `flist /etc: ${(e as Error).message}`, { container, step: "overlay" }, { cause: e });
+    lowerEtc = null;
+  }
+  if (lowerEtc && !lowerEtc.isDirectory()) return;
+  const etc = join(upper, "etc");
+  mkdirSync(etc, { mode: 0o755 });
+  if (lowerEtc) {
+    chownSync(etc, lowerEtc.uid, lowerEtc.gid);
+    chmodSync(etc, lowerEtc.mode & 0o7777);
+    utimesSync(etc, lowerEtc.atime, lowerEtc.mtime);
+  }
+  for (const f of ETC_MOUNTS) closeSync(openSync(join(etc, f), "w", 0o644));
+}
 
 /** What a container's vdisk mounts need from the node's vdisks (init/vdisks/manager.ts). */
 export interface VdiskProvider {
@@ -57,6 +85,7 @@ export class Rootfs {
     for (const [i, m] of spec.mounts.entries()) {
       if (m.type === "vdisk") this.extraSources[i] = await this.useVdisk(vdisks!, m.vdisk, m.url, spec.name, "mounts");
     }
+    if (!spec.rwVdisk) await seedEtcMountPoints(lower.mountpoint, join(rw, "upper"), spec.name);
     mkdirSync(this.rootfs, { recursive: true });
     try {
       await mountOffThread("zos-overlay", this.rootfs, "overlay", 0, `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`);

@@ -4,14 +4,15 @@
 // for validity only, and enforced inside QEMU where init mounts a pure cgroup v2.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { RpcCallError, type RpcClient } from "../../init/rpc/client.ts";
 import type { ContainerInfo } from "../../init/containers/index.ts";
 import type { LogLine } from "../../init/supervisor/log-ring.ts";
 import { vethName } from "../../init/containers/network.ts";
-import { alive, bun, busyboxFlist, run, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
+import { pack } from "../../fuse-fs/index.ts";
+import { alive, bun, busyboxFlist, makeBusyboxRoot, run, startNsNode, traces, type Fixture, type NsNode } from "./helpers.ts";
 
 const udpServer = `const s = require("node:dgram").createSocket("udp4");
 s.on("message", (m, r) => { process.stdout.write(m + " from " + r.address + "\\n"); process.exit(0); });
@@ -183,6 +184,29 @@ describe("a running container", () => {
     expect(createHash("sha256").update(readFileSync(fx.flist)).digest("hex")).toBe(flistHash);
     await remove("writer");
     await remove("reader");
+  });
+
+  test("the flist's /etc is kept under the bind-mounted hostname, hosts and resolv.conf: its files, owner, mode, or a symlink", async () => {
+    // the upper layer gets /etc made by init (not copied up by crun): it must look like the flist's
+    const owned = join(fx.dir, "etc-owned"), linked = join(fx.dir, "etc-linked");
+    makeBusyboxRoot(owned);
+    writeFileSync(join(owned, "etc/motd"), "owned etc\n");
+    chownSync(join(owned, "etc"), 1234, 4321);
+    chmodSync(join(owned, "etc"), 0o751);
+    makeBusyboxRoot(linked);
+    renameSync(join(linked, "etc"), join(linked, "config"));
+    symlinkSync("config", join(linked, "etc"));
+    writeFileSync(join(linked, "config/motd"), "linked etc\n");
+    for (const root of [owned, linked]) await pack({ source: root, output: `${root}.fl`, stores: [`dir://${fx.store}`] });
+
+    await create({ name: "etcown", flist: `${owned}.fl`, hostname: "own", args: ["sleep", "1000"] });
+    expect((await exec("etcown", ["stat", "-c", "%a %u %g", "/etc"])).stdout.trim()).toBe("751 1234 4321");
+    expect((await exec("etcown", ["cat", "/etc/motd", "/etc/hostname"])).stdout).toBe("owned etc\nown\n");
+    await create({ name: "etclink", flist: `${linked}.fl`, hostname: "link", args: ["sleep", "1000"] });
+    expect((await exec("etclink", ["readlink", "/etc"])).stdout.trim()).toBe("config");
+    expect((await exec("etclink", ["cat", "/etc/motd", "/etc/hostname"])).stdout).toBe("linked etc\nlink\n");
+    await remove("etcown");
+    await remove("etclink");
   });
 
   test("logs keep output and follow streams new lines", async () => {
