@@ -1,10 +1,10 @@
 // Fetching a file's blocks: memory, then the disk cache, then the store. Everything that reaches a
 // reader was verified (id hash, GCM tag, length); concurrent readers of one block share one download,
 // and a download that outlives its deadline fails (so a dead store gives EIO, never a hung read).
-import { decodeBlock, hex, StoreError, type BlockBackend } from "../store/index.ts";
+import { canGetPieces, decodeBlock, hex, StoreError, type BlockBackend } from "../store/index.ts";
 import type { ChunkCache } from "./cache.ts";
 import type { DecodePool } from "./decode-pool.ts";
-import type { BlockRow } from "./flist.ts";
+import { BLOCK_SIZE, type BlockRow } from "./flist.ts";
 
 export interface FetcherOptions {
   cache?: ChunkCache;
@@ -105,14 +105,37 @@ export class BlockFetcher {
       }, this.timeoutMs);
     });
     try {
-      const stored = await Promise.race([this.store.get(ref.id, { signal: ctl.signal, timeoutMs: this.timeoutMs }), deadline]);
+      const opts = { signal: ctl.signal, timeoutMs: this.timeoutMs };
+      // An erasure set hands over its data shards as they came: the decode pool copies them into a
+      // buffer of its own anyway, so joining them first would be a copy (and a fresh buffer) for nothing.
+      const fetching = canGetPieces(this.store) ? this.store.getPieces(ref.id, opts) : this.store.get(ref.id, opts).then((b) => b && [b]);
+      const stored = await Promise.race([fetching, deadline]);
       if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: this.store.url, id: name });
-      const plain = this.opts.decoders ? await this.opts.decoders.decode(ref, stored) : decodeBlock(ref, stored);
-      void this.opts.cache?.put(name, plain);
+      const plain = this.opts.decoders ? await this.decodeAndCache(ref, name, stored) : this.decodeInline(ref, name, stored);
       this.remember(name, plain);
       return plain;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Decodes on a worker, which also writes the block to the disk cache (no copy, no hand-off back). */
+  private async decodeAndCache(ref: BlockRow, name: string, stored: Uint8Array[]): Promise<Uint8Array> {
+    const cache = this.opts.cache;
+    const target = cache?.reserve(name, BLOCK_SIZE) ?? null;
+    try {
+      const { plain, cached } = await this.opts.decoders!.decode(ref, stored, target);
+      cache?.settle(name, BLOCK_SIZE, cached ? plain.length : null);
+      return plain;
+    } catch (err) {
+      cache?.settle(name, BLOCK_SIZE, null);
+      throw err;
+    }
+  }
+
+  private decodeInline(ref: BlockRow, name: string, stored: Uint8Array[]): Uint8Array {
+    const plain = decodeBlock(ref, stored.length === 1 ? stored[0] : Buffer.concat(stored));
+    this.opts.cache?.put(name, plain);
+    return plain;
   }
 }

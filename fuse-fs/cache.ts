@@ -2,10 +2,52 @@
 // least-recently-used eviction. Layout as rfs's cache: <dir>/<id[0:2]>/<id[2:4]>/<idhex>.
 // Entries are written to a temporary name and renamed, so a crash never leaves a torn chunk under an
 // id; the order of use survives a restart only approximately (by file mtime), which is all LRU needs.
-import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
-import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+// The bookkeeping (what is cached, the bound, eviction) lives in ChunkCache on one thread; the bytes
+// are written by writeChunk wherever the chunk is at hand: a decode worker writes the block it just
+// decoded, synchronously, so a cold read pays no thread-pool hand-off or promise per chunk.
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { FlistError } from "./errors.ts";
+
+/** Where one chunk goes: its final path and the temporary name it is written under first. */
+export interface ChunkTarget {
+  path: string;
+  tmp: string;
+}
+
+/**
+ * Writes a chunk to its target (temporary name, then rename); false when the disk refused it. Its
+ * directories are made only when the first open finds them missing.
+ */
+export function writeChunk(target: ChunkTarget, data: Uint8Array): boolean {
+  let fd: number;
+  try {
+    try {
+      fd = openSync(target.tmp, "w");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      mkdirSync(dirname(target.tmp), { recursive: true });
+      fd = openSync(target.tmp, "w");
+    }
+  } catch {
+    return false;
+  }
+  try {
+    try {
+      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(target.tmp, target.path);
+    return true;
+  } catch {
+    // A full or broken cache disk costs speed, not correctness: the chunk is served from memory.
+    try {
+      unlinkSync(target.tmp);
+    } catch {}
+    return false;
+  }
+}
 
 const hexName = /^[0-9a-f]{64}$/;
 
@@ -14,8 +56,9 @@ export class ChunkCache {
   private readonly entries = new Map<string, number>();
   private total = 0;
   private tmpSeq = 0;
+  /** Chunks reserved and not settled yet. */
   private readonly writing = new Set<string>();
-  private readonly inFlight = new Set<Promise<void>>();
+  private drained: (() => void)[] = [];
 
   constructor(
     readonly dir: string,
@@ -88,43 +131,41 @@ export class ChunkCache {
   }
 
   /**
-   * Stores a chunk without blocking the caller's thread; it is listed (and counted against the bound)
-   * once it is on disk under its name. Never rejects.
+   * Room for a chunk about to be written (by writeChunk, on any thread), counted against the bound
+   * from now on; null when it is cached or being written already. Each reserve is followed by one
+   * settle.
    */
-  put(name: string, data: Uint8Array): Promise<void> {
-    if (this.entries.has(name) || this.writing.has(name)) return Promise.resolve();
-    // Room is made before writing, so chunks in flight count against the bound too.
-    this.total += data.length;
-    this.evict();
-    const p = this.write(name, data).finally(() => {
-      this.writing.delete(name);
-      this.inFlight.delete(p);
-    });
+  reserve(name: string, bytes: number): ChunkTarget | null {
+    if (this.entries.has(name) || this.writing.has(name)) return null;
     this.writing.add(name);
-    this.inFlight.add(p);
-    return p;
-  }
-
-  private async write(name: string, data: Uint8Array): Promise<void> {
-    const path = this.pathOf(name);
-    const tmp = `${path}.${process.pid}.${this.tmpSeq++}.tmp`;
-    try {
-      await mkdir(join(this.dir, name.slice(0, 2), name.slice(2, 4)), { recursive: true });
-      await writeFile(tmp, data);
-      await rename(tmp, path);
-    } catch {
-      // A full or broken cache disk costs speed, not correctness: the chunk is served from memory.
-      await unlink(tmp).catch(() => {});
-      this.total -= data.length;
-      return;
-    }
-    this.entries.set(name, data.length);
+    this.total += bytes;
     this.evict();
+    const path = this.pathOf(name);
+    return { path, tmp: `${path}.${process.pid}.${this.tmpSeq++}.tmp` };
   }
 
-  /** Waits for chunks still being written (before the process exits). */
-  async flush(): Promise<void> {
-    await Promise.all(this.inFlight);
+  /** Ends a reserve: the chunk is on disk with `written` bytes, or (null) it could not be written. */
+  settle(name: string, reservedBytes: number, written: number | null): void {
+    if (!this.writing.delete(name)) return;
+    this.total -= reservedBytes;
+    if (written !== null) {
+      this.entries.set(name, written);
+      this.total += written;
+      this.evict();
+    }
+    if (this.writing.size === 0) for (const done of this.drained.splice(0)) done();
+  }
+
+  /** Stores a chunk on this thread, synchronously. */
+  put(name: string, data: Uint8Array): void {
+    const target = this.reserve(name, data.length);
+    if (target) this.settle(name, data.length, writeChunk(target, data) ? data.length : null);
+  }
+
+  /** Waits for reserved chunks still being written (before the process exits). */
+  flush(): Promise<void> {
+    if (this.writing.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
   }
 
   private forget(name: string): void {

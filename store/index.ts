@@ -3,7 +3,7 @@
 export * from "./types.ts";
 export { openBackend, openStore } from "./open.ts";
 export { parseBackendUrl, redactUrl, type BackendSpec } from "./backends/url.ts";
-export { isScannable, type ScannableBackend } from "./backends/backend.ts";
+export { isScannable, canGetPieces, type ScannableBackend, type PiecewiseGetBackend } from "./backends/backend.ts";
 export { RoutedStore, parseRoute, type Route, type RouteSpec } from "./routes.ts";
 export { encodeBlock, decodeBlock, putBlock, getBlock, MAX_PLAIN_LENGTH, type BlockRef, type EncodedBlock } from "./chunk.ts";
 export { defaultPolicy, type OpPolicy } from "./ops.ts";

@@ -26,6 +26,16 @@ export function canPutInPlace(b: BlockBackend): b is InPlacePutBackend {
   return typeof (b as Partial<InPlacePutBackend>).reservePut === "function";
 }
 
+/** A backend that can hand over a block as the pieces it was received in (an erasure set: its data shards). */
+export interface PiecewiseGetBackend extends BlockBackend {
+  /** The block's bytes in order; null when it is not stored. Rejects as get() does. */
+  getPieces(id: BlockId, opts?: OpOptions): Promise<Uint8Array[] | null>;
+}
+
+export function canGetPieces(b: BlockBackend): b is PiecewiseGetBackend {
+  return typeof (b as Partial<PiecewiseGetBackend>).getPieces === "function";
+}
+
 export function isScannable(b: BlockBackend): b is ScannableBackend {
   return typeof (b as Partial<ScannableBackend>).list === "function" && typeof (b as Partial<ScannableBackend>).ping === "function";
 }

@@ -47,6 +47,17 @@ export function groupCapFor(m: number, groupLoss: number): number {
   return groupLoss > 0 ? Math.floor(m / groupLoss) : Number.MAX_SAFE_INTEGER;
 }
 
+/** The pieces of a block as one buffer. */
+function join(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export class ErasureStore implements BlockBackend {
   readonly readOnly = false;
   readonly url: string;
@@ -113,7 +124,7 @@ export class ErasureStore implements BlockBackend {
 
   /** Rebuilds all k+m shard frames from at least k good ones (for repair). */
   async rebuildFrames(id: BlockId, good: Shard[]): Promise<Uint8Array[]> {
-    return this.encode(id, this.assemble(id, good));
+    return this.encode(id, join(this.pieces(id, good)));
   }
 
   async put(id: BlockId, data: Uint8Array, opts?: OpOptions): Promise<void> {
@@ -268,8 +279,11 @@ export class ErasureStore implements BlockBackend {
     }
   }
 
-  /** Joins k distinct good shards back into the block. */
-  private assemble(id: BlockId, good: Shard[]): Uint8Array {
+  /**
+   * The block's bytes in order, as k pieces: the data shards' payloads (views of the frames as
+   * received, rebuilt from parity where one is missing), cut to the block length.
+   */
+  private pieces(id: BlockId, good: Shard[]): Uint8Array[] {
     const { k, m } = this.options;
     const byIndex: (Shard | undefined)[] = Array.from({ length: this.n }, () => undefined);
     for (const s of good) byIndex[s.index] ??= s;
@@ -281,9 +295,9 @@ export class ErasureStore implements BlockBackend {
     } else {
       payloads = (rsReconstruct(k, m, byIndex.map((s) => s?.payload ?? null))).slice(0, k);
     }
-    const out = new Uint8Array(blockLength);
     const len = payloadLength(blockLength, k);
-    for (let i = 0; i < k && i * len < blockLength; i++) out.set(payloads[i].subarray(0, Math.min(len, blockLength - i * len)), i * len);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < k && i * len < blockLength; i++) out.push(payloads[i].subarray(0, Math.min(len, blockLength - i * len)));
     return out;
   }
 
@@ -351,10 +365,19 @@ export class ErasureStore implements BlockBackend {
   }
 
   async get(id: BlockId, opts?: OpOptions): Promise<Uint8Array | null> {
+    const parts = await this.getPieces(id, opts);
+    return parts && join(parts);
+  }
+
+  /**
+   * get() without joining the pieces: for a reader that copies the block somewhere anyway (into a
+   * buffer it hands to a decode thread), one fresh block-sized buffer fewer per read.
+   */
+  async getPieces(id: BlockId, opts?: OpOptions): Promise<Uint8Array[] | null> {
     checkId(id);
     return runOp({ backend: this.url, id: hex(id), op: "get" }, { ...this.options.policy, retries: 0 }, opts, async (signal) => {
       const good = await this.gather(id, signal);
-      return good && this.assemble(id, good);
+      return good && this.pieces(id, good);
     });
   }
 
