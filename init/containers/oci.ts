@@ -30,6 +30,8 @@ const DENIED_SYSCALLS = [
 
 /** The files of /etc that every container gets bind-mounted from its bundle (read-only). */
 export const ETC_MOUNTS = ["hostname", "hosts", "resolv.conf"] as const;
+/** The directories of the root that every container's mounts are on or in. */
+export const TOP_MOUNT_POINTS = ["proc", "dev", "sys", "tmp", "etc"] as const;
 
 export interface OciContext {
   /** Bind-mounted over /etc/hostname, /etc/hosts and /etc/resolv.conf. */

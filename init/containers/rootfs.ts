@@ -11,35 +11,40 @@ import { ContainerError } from "./errors.ts";
 import type { FlistLease, FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mountOffThread, umountOffThread } from "./off-thread.ts";
-import { ETC_MOUNTS } from "./oci.ts";
+import { ETC_MOUNTS, TOP_MOUNT_POINTS } from "./oci.ts";
 import type { ContainerSpec } from "./spec.ts";
 import { VdiskError } from "../vdisks/errors.ts";
 
 /**
- * Gives a fresh upper layer /etc with empty files where crun bind-mounts the container's hostname,
- * hosts and resolv.conf. Left to crun, making them inside the overlay copies /etc up from the flist,
- * which costs a dozen FUSE requests per container (xattrs, ioctl, opendir) answered by this
- * process. /etc takes the flist's owner, mode and times, as a copy-up would; an flist whose /etc
- * is not a directory (a symlink) is left to crun, which follows it.
+ * Gives a fresh upper layer the directories crun mounts on or in (/proc, /dev, /sys, /tmp, /etc)
+ * and empty files where it bind-mounts the container's hostname, hosts and resolv.conf. Left to
+ * crun, each is opened or made inside the overlay: /etc is copied up from the flist and the others
+ * opened there, about 15 FUSE requests per container (xattrs, ioctl, opendir) answered by this
+ * process. Each directory takes the flist's owner, mode and times, as a copy-up would; one the
+ * flist has as something else (a symlinked /etc) is left to crun, which follows it.
  */
-async function seedEtcMountPoints(lowerRoot: string, upper: string, container: string): Promise<void> {
-  let lowerEtc: Stats | null;
-  try {
-    // async: a lookup in the FUSE mount this thread answers
-    lowerEtc = await lstat(join(lowerRoot, "etc"));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new ContainerError("system", `flist /etc: ${(e as Error).message}`, { container, step: "overlay" }, { cause: e });
-    lowerEtc = null;
-  }
-  if (lowerEtc && !lowerEtc.isDirectory()) return;
-  const etc = join(upper, "etc");
-  mkdirSync(etc, { mode: 0o755 });
-  if (lowerEtc) {
-    chownSync(etc, lowerEtc.uid, lowerEtc.gid);
-    chmodSync(etc, lowerEtc.mode & 0o7777);
-    utimesSync(etc, lowerEtc.atime, lowerEtc.mtime);
-  }
-  for (const f of ETC_MOUNTS) closeSync(openSync(join(etc, f), "w", 0o644));
+async function seedMountPoints(lowerRoot: string, upper: string, container: string): Promise<void> {
+  // async: lookups in the FUSE mount this thread answers, asked side by side
+  const lower = await Promise.all(TOP_MOUNT_POINTS.map(async (d) => {
+    try {
+      return await lstat(join(lowerRoot, d));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw new ContainerError("system", `flist /${d}: ${(e as Error).message}`, { container, step: "overlay" }, { cause: e });
+    }
+  }));
+  TOP_MOUNT_POINTS.forEach((d, i) => {
+    const st = lower[i];
+    if (st && !st.isDirectory()) return;
+    const dir = join(upper, d);
+    mkdirSync(dir, { mode: 0o755 });
+    if (st) {
+      chownSync(dir, st.uid, st.gid);
+      chmodSync(dir, st.mode & 0o7777);
+      utimesSync(dir, st.atime, st.mtime);
+    }
+    if (d === "etc") for (const f of ETC_MOUNTS) closeSync(openSync(join(dir, f), "w", 0o644));
+  });
 }
 
 /** What a container's vdisk mounts need from the node's vdisks (init/vdisks/manager.ts). */
@@ -85,7 +90,7 @@ export class Rootfs {
     for (const [i, m] of spec.mounts.entries()) {
       if (m.type === "vdisk") this.extraSources[i] = await this.useVdisk(vdisks!, m.vdisk, m.url, spec.name, "mounts");
     }
-    if (!spec.rwVdisk) await seedEtcMountPoints(lower.mountpoint, join(rw, "upper"), spec.name);
+    if (!spec.rwVdisk) await seedMountPoints(lower.mountpoint, join(rw, "upper"), spec.name);
     mkdirSync(this.rootfs, { recursive: true });
     try {
       await mountOffThread("zos-overlay", this.rootfs, "overlay", 0, `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`);
