@@ -127,20 +127,25 @@ export function frameEnvelope(body: Uint8Array): { bytes: Uint8Array; sig: Uint8
   const header = body.length < 24 ? 1 : body.length < 0x100 ? 2 : body.length < 0x10000 ? 3 : 5;
   const payload = 3 + header + body.length + 4 + 64;
   const bytes = new Uint8Array(4 + payload);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, payload);
+  writeUint(bytes, 0, payload, 4);
   bytes[4] = 0xa2; // map of 2
   bytes[5] = 0x61; // text of 1
   bytes[6] = 0x62; // "b"
   if (header === 1) bytes[7] = 0x40 | body.length;
-  else if (header === 2) (bytes[7] = 0x58), (bytes[8] = body.length);
-  else if (header === 3) (bytes[7] = 0x59), view.setUint16(8, body.length);
-  else (bytes[7] = 0x5a), view.setUint32(8, body.length);
+  else {
+    bytes[7] = header === 2 ? 0x58 : header === 3 ? 0x59 : 0x5a;
+    writeUint(bytes, 8, body.length, header - 1);
+  }
   let at = 7 + header;
   bytes.set(body, at);
   at += body.length;
   bytes.set([0x61, 0x73, 0x58, 0x40], at); // "s": bytes of 64
   return { bytes, sig: bytes.subarray(at + 4) };
+}
+
+/** Writes `value` big-endian in `width` bytes at `at`. */
+function writeUint(bytes: Uint8Array, at: number, value: number, width: number): void {
+  for (let i = width - 1; i >= 0; i--, value = Math.floor(value / 256)) bytes[at + i] = value & 0xff;
 }
 
 /** Encodes and signs a request; returns the framed bytes and the body it carries. */

@@ -17,7 +17,7 @@ import { keyId, publicKeyObject, verifyWithKeyAsync, type KeyPair } from "../ide
 import { logger } from "../log.ts";
 import { RpcError, type RpcErrorCode } from "./errors.ts";
 import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
-import { roleAllows, type MethodDef, type MethodRegistry, type Role } from "./registry.ts";
+import { roleAllows, type MethodContext, type MethodDef, type MethodRegistry, type Role } from "./registry.ts";
 import { ReplayCache } from "./replay.ts";
 import { SchemaError } from "./schema.ts";
 import type { TrustStore } from "./trust.ts";
@@ -26,12 +26,24 @@ const log = logger("rpc");
 /** Replies queued for a connection beyond which it is closed (its peer is not reading). */
 const MAX_UNSENT_BYTES = 16 << 20;
 
-/** A call in progress. Its AbortController is made only when a handler asks for the signal: most
- * calls never do, and one per call is a measurable share of what a call allocates. */
-class OpenCall {
+/**
+ * A call in progress: the context its handler gets and the way its answer goes out, in one object,
+ * since a handful of closures and an AbortController per call were a measurable share of what a call
+ * allocates. The AbortController is made only when the handler asks for the signal: most never do.
+ */
+class Call implements MethodContext {
   private controller: AbortController | null = null;
   aborted = false;
-  constructor(readonly callerId: string) {}
+
+  constructor(
+    private readonly server: RpcServer,
+    private readonly socket: Socket<Connection>,
+    private readonly id: number,
+    private readonly nonce: Uint8Array,
+    private readonly method: string,
+    readonly callerId: string,
+    readonly role: Role,
+  ) {}
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
@@ -42,6 +54,28 @@ class OpenCall {
   abort(): void {
     this.aborted = true;
     this.controller?.abort();
+  }
+
+  emit(item: unknown): void {
+    if (!this.aborted) this.server.send(this.socket, { i: this.id, n: this.nonce, y: "item", r: item });
+  }
+
+  finish(result: unknown): void {
+    this.settle(this.aborted ? { i: this.id, n: this.nonce, y: "error", e: { code: "cancelled", message: "call was cancelled" } } : { i: this.id, n: this.nonce, y: "result", r: result ?? null });
+  }
+
+  fail(e: unknown): void {
+    const err = toRpcError(e);
+    if (err.code === "internal") log.error(`${this.method} failed`, e);
+    this.settle({ i: this.id, n: this.nonce, y: "error", e: { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) } });
+  }
+
+  /** The final answer, unless a cancel already gave it or the connection is gone. */
+  private settle(response: Omit<ResponseBody, "k" | "t">): void {
+    const calls = this.socket.data.calls;
+    if (calls.get(this.id) !== this) return;
+    calls.delete(this.id);
+    this.server.send(this.socket, response);
   }
 }
 
@@ -56,7 +90,7 @@ interface Caller {
 interface Connection {
   peer: string;
   reader: FrameReader;
-  calls: Map<number, OpenCall>;
+  calls: Map<number, Call>;
   caller: Caller | null;
   /** Signed replies the socket has not taken yet, oldest first. */
   outbox: Uint8Array[];
@@ -267,36 +301,15 @@ export class RpcServer {
     }
 
     this.stats.calls++;
-    const call = new OpenCall(callerId);
+    const call = new Call(this, socket, id, nonce, method, callerId, role);
     conn.calls.set(id, call);
-    const ctx = {
-      callerId, role,
-      get signal() {
-        return call.signal;
-      },
-      emit: (item: unknown) => {
-        if (!call.aborted) this.send(socket, { i: id, n: nonce, y: "item", r: item });
-      },
-    };
-    const settle = (response: Omit<ResponseBody, "k" | "t">) => {
-      if (conn.calls.get(id) !== call) return;
-      conn.calls.delete(id);
-      this.send(socket, response);
-    };
     let running: Promise<unknown>;
     try {
-      running = def.handler(params, ctx);
+      running = def.handler(params, call);
     } catch (e) {
       running = Promise.reject(e);
     }
-    running.then(
-        (result) => settle(call.aborted ? { i: id, n: nonce, y: "error", e: { code: "cancelled", message: "call was cancelled" } } : { i: id, n: nonce, y: "result", r: result ?? null }),
-        (e) => {
-          const err = toRpcError(e);
-          if (err.code === "internal") log.error(`${method} failed`, e);
-          settle({ i: id, n: nonce, y: "error", e: { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) } });
-        },
-      );
+    running.then((result) => call.finish(result), (e) => call.fail(e));
   }
 
   private cancel(socket: Socket<Connection>, id: number, nonce: Uint8Array, callerId: string, p: unknown): void {
@@ -318,7 +331,8 @@ export class RpcServer {
     this.send(socket, { i: id, n: nonce, y: "error", e: { code, message, ...(data === undefined ? {} : { data }) } });
   }
 
-  private send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
+  /** Signs a reply and writes it (or queues it behind unwritten ones). Also used by Call. */
+  send(socket: Socket<Connection>, body: Omit<ResponseBody, "k" | "t">): void {
     const conn = socket.data;
     if (!conn || conn.closed) return;
     let bytes: Uint8Array;
