@@ -1,5 +1,7 @@
-// Kernel calls a container's create and delete need off init's main thread, on one worker thread
-// started on first use (a Bun worker costs about 9 MB) that never keeps the process alive:
+// Kernel calls a container's create and delete need off init's main thread, on worker threads
+// started on first use that never keep the process alive, one for mounts and one for the network
+// (each a Bun worker of a few MB), so a slow veth deletion or a namespace waiting for the kernel's
+// rtnl lock never holds up an overlay mount of another container, nor the reverse:
 //  - mount(2)/umount2(2) of mounts whose path lookup reaches a FUSE mount this process serves (the
 //    overlay over an flist): the kernel sends FUSE requests (GETATTR, STATFS, GETXATTR) while inside
 //    the call, and this process answers them on its main thread;
@@ -31,38 +33,47 @@ export class OffThreadError extends Error {
   }
 }
 
-let worker: Worker | null = null;
-let nextId = 1;
-const waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+/** Which thread a request runs on. */
+type Lane = "mounts" | "network";
 
-function thread(): Worker {
-  if (worker) return worker;
-  const w = new Worker(new URL("./mount-thread.ts", import.meta.url).href);
-  w.unref();
-  w.onmessage = (e: MessageEvent<OffThreadReply>) => {
-    const pending = waiting.get(e.data.id);
+interface Thread {
+  worker: Worker;
+  waiting: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
+}
+
+const threads = new Map<Lane, Thread>();
+let nextId = 1;
+
+function thread(lane: Lane): Thread {
+  const running = threads.get(lane);
+  if (running) return running;
+  const t: Thread = { worker: new Worker(new URL("./mount-thread.ts", import.meta.url).href), waiting: new Map() };
+  t.worker.unref();
+  t.worker.onmessage = (e: MessageEvent<OffThreadReply>) => {
+    const pending = t.waiting.get(e.data.id);
     if (!pending) return;
-    waiting.delete(e.data.id);
+    t.waiting.delete(e.data.id);
     if (e.data.errno === 0) pending.resolve();
     else pending.reject(new OffThreadError(e.data.errno, e.data.message));
   };
-  w.onerror = (e) => {
+  t.worker.onerror = (e) => {
     // the thread is gone: fail what it had, start a new one on the next call
-    worker = null;
-    for (const p of waiting.values()) p.reject(new OffThreadError(-1, `mount thread failed: ${e.message}`));
-    waiting.clear();
+    if (threads.get(lane) === t) threads.delete(lane);
+    for (const p of t.waiting.values()) p.reject(new OffThreadError(-1, `${lane} thread failed: ${e.message}`));
+    t.waiting.clear();
   };
-  worker = w;
-  return w;
+  threads.set(lane, t);
+  return t;
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
 function call(req: WithoutId<OffThreadRequest>): Promise<void> {
   const id = nextId++;
+  const t = thread(req.op === "mount" || req.op === "umount" ? "mounts" : "network");
   return new Promise<void>((resolve, reject) => {
-    waiting.set(id, { resolve, reject });
-    thread().postMessage({ ...req, id });
+    t.waiting.set(id, { resolve, reject });
+    t.worker.postMessage({ ...req, id });
   });
 }
 
