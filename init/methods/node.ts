@@ -25,7 +25,7 @@ export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record
         pid: process.pid,
         hostname: hostname(),
         uptimeSeconds: { system: systemUptime(), init: Math.round((Date.now() - node.startedAt) / 1000) },
-        ...machineFacts(),
+        ...(await machineFacts()),
         health: node.health.snapshot(),
         services: node.supervisor.size,
         orphansReaped: node.reaper.reaped,

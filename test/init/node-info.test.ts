@@ -1,0 +1,19 @@
+// node.info's machine facts: memory, disks and NICs are re-read off the request path, so a call is
+// answered from the last snapshot while a newer one is read.
+import { expect, test } from "bun:test";
+import { networkInterfaces } from "node:os";
+import { machineFacts } from "../../init/methods/node-info.ts";
+
+test("the first call waits for a snapshot; a stale one is answered at once and replaced in the background", async () => {
+  const first = await machineFacts(0);
+  expect(first.memory.totalBytes).toBeGreaterThan(0);
+  expect(first.nics.map((n) => n.name)).toEqual(expect.arrayContaining(Object.keys(networkInterfaces())));
+  // stale (older than maxAge 0): the answer is the same snapshot, a refresh starts behind it
+  await Bun.sleep(2);
+  const second = await machineFacts(0);
+  expect(second.nics).toBe(first.nics);
+  for (let i = 0; i < 200 && (await machineFacts(60_000)).nics === first.nics; i++) await Bun.sleep(5);
+  const third = await machineFacts(60_000);
+  expect(third.nics).not.toBe(first.nics);
+  expect(third.nics.map((n) => n.name)).toEqual(first.nics.map((n) => n.name));
+});
