@@ -17,6 +17,7 @@ const lib = dlopen("libc.so.6", {
   sethostname: { args: [ptr, u64], returns: i32 },
   prlimit: { args: [i32, i32, ptr, ptr], returns: i32 },
   syscall: { args: [i64, i64, ptr, i32], returns: i64 },
+  init_module: { args: [ptr, u64, ptr], returns: i32 },
   clock_settime: { args: [i32, ptr], returns: i32 },
   socket: { args: [i32, i32, i32], returns: i32 },
   ioctl: { args: [i32, u64, ptr], returns: i32 },
@@ -114,10 +115,14 @@ export function getRlimit(resource: number): { soft: bigint; hard: bigint } {
 }
 
 const SYS_finit_module = arch() === "arm64" ? 273 : 313;
-export const MODULE_INIT_COMPRESSED_FILE = 4;
 /** finit_module(2): loads the module in an open file; params is the module's option string. */
 export function finitModule(fd: number, params: string, flags: number, name: string): void {
   check("finit_module", c.syscall(SYS_finit_module, fd, cstr(params), flags), name);
+}
+
+/** init_module(2): loads a module from memory (one decompressed by the caller). */
+export function initModule(image: Uint8Array, params: string, name: string): void {
+  check("init_module", c.init_module(image, image.length, cstr(params)), name);
 }
 
 const CLOCK_REALTIME = 0;

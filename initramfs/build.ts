@@ -2,7 +2,7 @@
 //   bun initramfs/build.ts [--floor] [--compression zstd|xz] [--level N] [--out FILE]
 // Defaults: the node image, zstd -19, out/initramfs.cpio.zst (floor: build/floor/initramfs.cpio.zst).
 // Writes <out>.manifest.json with the kernel release and the size of each part.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleFloor, assembleNode } from "./contents.ts";
@@ -41,18 +41,26 @@ export async function compress(input: string, output: string, kind: Compression,
 }
 
 /**
- * Bundles init/main.ts and everything it imports into one file. Not `--bytecode`: Bun 1.4 makes
- * bytecode only for CommonJS output, which freezes import.meta.url at the build path, and the
- * worker threads (fuse-fs) are found relative to it; the bytecode would save ~15 ms of host CPU.
+ * Bundles init/main.ts into `outDir`: init.js, the entry preinit runs, and the chunks it loads with
+ * import() (containers, flists: the store, fuse-fs, yaml, node:net). Split, not one file, so a boot
+ * parses and links only what PID 1 needs before the RPC answers (~40% less start-up CPU than the
+ * single file, whose hoisted imports loaded node:net and node:dgram at start). Run from ROOT: the
+ * bundle's path comments and chunk hashes depend on the working directory. Not `--bytecode`: Bun 1.4
+ * makes bytecode only for CommonJS output, which freezes import.meta.url at the build path, and the
+ * worker threads (fuse-fs) are found relative to it. Returns the file names written.
  */
-export async function bundleInit(outFile: string): Promise<void> {
+export async function bundleInit(outDir: string): Promise<string[]> {
   const main = join(ROOT, "init", "main.ts");
   if (!existsSync(main)) throw new BuildError(`${main} does not exist: the node image needs init's entry point`);
-  await run([process.execPath, "build", main, "--target=bun", "--outfile", outFile]);
+  rmSync(outDir, { recursive: true, force: true });
+  await run([process.execPath, "build", main, "--target=bun", "--splitting", "--entry-naming=init.js", "--outdir", outDir], { cwd: ROOT });
+  const files = readdirSync(outDir).sort();
+  if (!files.includes("init.js")) throw new BuildError(`bun build wrote no init.js in ${outDir}`);
+  return files;
 }
 
 // Worker threads are started as `new Worker(new URL("./name.ts", import.meta.url))`; bun build leaves
-// that URL as it is, so inside the bundle it points next to init.js: /usr/lib/zos/name.ts.
+// that URL as it is, so inside the bundle it points next to init.js and its chunks: /usr/lib/zos/name.ts.
 const WORKER_RE = /new Worker\(new URL\("\.\/([\w.-]+\.ts)", import\.meta\.url\)/g;
 const WORKER_SOURCE_DIRS = ["init", "fuse-fs", "store", "vdisk", "native"];
 
@@ -135,7 +143,7 @@ export async function buildInitramfs(opts: BuildOptions = {}): Promise<{ result:
   } else {
     const nativeAddon = join(ROOT, "build", "native", "zos_native.node");
     if (!existsSync(nativeAddon)) throw new BuildError(`${nativeAddon} is missing: run \`make build\` first`);
-    const initBundle = join(work, "init.js");
+    const initBundle = join(work, "init-bundle");
     await bundleInit(initBundle);
     const workers = await bundleWorkers(join(work, "workers"));
     tree = await assembleNode({

@@ -2,7 +2,8 @@
 // with. Layout of the node's image:
 //   /init                              preinit.c: mounts /proc, then execs Bun on init.js as PID 1
 //   /usr/bin/bun                       the pinned Bun, plus its libraries at the paths ldd names
-//   /usr/lib/zos/init.js               init/main.ts bundled into one file (bun build --target=bun)
+//   /usr/lib/zos/init.js               init/main.ts bundled (bun build --target=bun --splitting), with
+//   /usr/lib/zos/<chunk>-<hash>.js     the chunks it imports on first use (containers, flists)
 //   /usr/lib/zos/<worker>.ts           each worker thread entry bundled the same way, where the
 //                                      bundle's `new URL("./<worker>.ts", import.meta.url)` points
 //   /usr/lib/zos/zos_native.node       the Rust addon; preinit sets ZOS_NATIVE_PATH to it
@@ -85,7 +86,7 @@ export interface NodeInputs {
   /** preinit.c compiled (see build.ts). */
   preinit: string;
   kernel: Kernel;
-  /** init/main.ts bundled by `bun build` (see build.ts). */
+  /** Directory holding init/main.ts bundled by `bun build`: init.js and its chunks (see build.ts). */
   initBundle: string;
   /** Worker thread entries, bundled: file name -> bundled file (see build.ts). */
   workers: Map<string, string>;
@@ -98,7 +99,7 @@ export interface NodeInputs {
 export async function assembleNode(inputs: NodeInputs): Promise<ImageTree> {
   const tree = new ImageTree();
   await addBase(tree, inputs.bunPath, inputs.preinit);
-  tree.addHostFile("init", "/usr/lib/zos/init.js", inputs.initBundle, 0o644);
+  tree.addHostDir("init", "/usr/lib/zos", inputs.initBundle);
   for (const [name, file] of inputs.workers) tree.addHostFile("init", `/usr/lib/zos/${name}`, file, 0o644);
   await tree.addBinary("native", "/usr/lib/zos/zos_native.node", inputs.nativeAddon);
 

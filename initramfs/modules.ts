@@ -1,6 +1,5 @@
-// Picks kernel modules and everything they depend on from a kernel's modules.dep, decompresses
-// them (finit_module without MODULE_INIT_COMPRESSED_FILE wants plain ELF), and lays them out with a
-// fresh modules.dep for the subset, made by depmod itself.
+// Picks kernel modules and everything they depend on from a kernel's modules.dep and lays them out
+// with a fresh modules.dep for the subset, made by depmod itself, each module gzipped (see gzipModules).
 //
 // modules.dep (written by depmod): one line per module,
 //   "<path relative to /lib/modules/<release>>: <dependency path> <dependency path> ..."
@@ -83,15 +82,42 @@ async function decompressTo(src: string, dest: string): Promise<void> {
 }
 
 export interface StagedModules {
-  /** <stageRoot>/lib/modules/<release>: the chosen modules as plain .ko plus depmod's index files. */
+  /** <stageRoot>/lib/modules/<release>: the chosen modules as .ko.gz plus depmod's text index files. */
   dir: string;
   /** Module paths relative to `dir`, dependencies first. */
   files: string[];
 }
 
+/** modules.dep with every "x.ko" path (module or dependency) renamed "x.ko.gz". */
+export function gzippedModulesDep(text: string): string {
+  return text.replace(/\.ko(?=[:\s]|$)/gm, ".ko.gz");
+}
+
 /**
- * Copies the closure of `names` from `modulesDir` into `<stageRoot>/lib/modules/<release>`,
- * decompressed, and runs depmod there so modules.dep lists only what the initramfs holds.
+ * Gzips each module (x.ko -> x.ko.gz, no name or time in the header, so the bytes are stable) and
+ * renames them in modules.dep. Why: the kernel unpacks the whole initramfs before /init runs, and
+ * init copies it onto a tmpfs; under emulation each costs tens of ms per uncompressed MB, and the
+ * modules are ~21 MB plain against ~5.4 MB gzipped. A module is inflated only when loaded: by init
+ * (init/boot/modules.ts) or by busybox modprobe, which reads gzip itself (Debian's kernel has no
+ * MODULE_DECOMPRESS). Of depmod's binary indexes only modules.dep.bin names files, and nothing on
+ * the node reads it (busybox and init read the text files): removed rather than left stale.
+ */
+function gzipModules(dir: string, files: string[]): string[] {
+  for (const rel of files) {
+    const plain = join(dir, rel);
+    writeFileSync(`${plain}.gz`, Bun.gzipSync(readFileSync(plain), { level: 9 }));
+    rmSync(plain);
+  }
+  const dep = join(dir, "modules.dep");
+  writeFileSync(dep, gzippedModulesDep(readFileSync(dep, "utf8")));
+  rmSync(join(dir, "modules.dep.bin"), { force: true });
+  return files.map((f) => `${f}.gz`);
+}
+
+/**
+ * Copies the closure of `names` from `modulesDir` into `<stageRoot>/lib/modules/<release>`, runs
+ * depmod there on the plain modules (Debian's kmod reads no gzip) so modules.dep lists only what the
+ * initramfs holds, then gzips them.
  */
 export async function stageModules(modulesDir: string, release: string, names: string[], stageRoot: string): Promise<StagedModules> {
   const dep = parseModulesDep(readFileSync(join(modulesDir, "modules.dep"), "utf8"));
@@ -112,5 +138,5 @@ export async function stageModules(modulesDir: string, release: string, names: s
   }
   await run(["depmod", "-b", stageRoot, release]);
   if (!readdirSync(dir).includes("modules.dep")) throw new ModuleError(`depmod wrote no modules.dep in ${dir}`);
-  return { dir, files: staged };
+  return { dir, files: gzipModules(dir, staged) };
 }

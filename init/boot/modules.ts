@@ -1,5 +1,5 @@
 // Kernel modules at boot, the way udev and kmod would load them, from the image's
-// /lib/modules/<release> (finit_module(2) in-process for the hardware, no kmod):
+// /lib/modules/<release> (in-process for the hardware: gunzip and init_module(2), no kmod):
 //  1. drivers for the hardware present: every device's modalias (/sys/bus/*/devices/*/modalias and
 //     the CPU's) matched against modules.alias, repeated while loading makes new devices appear
 //     (virtio_pci creates the virtio devices virtio_net and virtio_blk bind to);
@@ -18,7 +18,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node
 import { release } from "node:os";
 import { basename, join } from "node:path";
 import type { Health } from "../health.ts";
-import { EEXIST, ENODEV, finitModule, LibcError, MODULE_INIT_COMPRESSED_FILE } from "../libc.ts";
+import { EEXIST, ENODEV, finitModule, initModule, LibcError } from "../libc.ts";
 import { logger } from "../log.ts";
 
 const log = logger("modules");
@@ -100,15 +100,22 @@ export function isDeviceAlias(pattern: string): boolean {
   return pattern.includes(":") && !pattern.startsWith("devname:");
 }
 
-/** The modalias of every device the kernel knows now, and the CPU's (for CPU-feature drivers such as crc32c-intel). */
-export function deviceModaliases(sys = "/sys"): string[] {
+/**
+ * The modalias of every device the kernel knows now, and the CPU's (for CPU-feature drivers such as
+ * crc32c-intel), leaving out the devices in `seen`; each device read is added to it, so a later
+ * round reads only the devices that appeared since. Many devices have no modalias (memory blocks,
+ * clock sources): checked with existsSync, as a thrown error per device is slow under emulation.
+ */
+export function deviceModaliases(sys = "/sys", seen = new Set<string>()): string[] {
   const out = new Set<string>();
   const read = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
     try {
-      const text = readFileSync(file, "utf8").trim();
+      const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
       if (text) out.add(text);
     } catch {
-      // a device without a modalias, or one that went away while we listed the bus
+      // a device that went away while we listed the bus
     }
   };
   const bus = join(sys, "bus");
@@ -200,8 +207,11 @@ export class ShippedModules {
       const path = rel.startsWith("/") ? rel : join(this.dir, rel);
       let fd = -1;
       try {
-        fd = openSync(path, "r");
-        finitModule(fd, "", /\.ko\.(xz|zst|gz)$/.test(path) ? MODULE_INIT_COMPRESSED_FILE : 0, name);
+        const started = performance.now();
+        // the image's modules are gzipped (initramfs/modules.ts); Debian's kernel cannot inflate them itself
+        if (path.endsWith(".ko.gz")) initModule(Bun.gunzipSync(readFileSync(path)), "", name);
+        else finitModule((fd = openSync(path, "r")), "", 0, name);
+        log.debug(`${name} loaded in ${(performance.now() - started).toFixed(0)} ms`);
         result.loaded.push(name);
         this.#inKernel.add(name);
       } catch (e) {
@@ -244,9 +254,11 @@ export function loadBootModules(health: Health, dir = join("/lib/modules", relea
       failed.push(...r.failed);
       present += r.present;
     };
-    const tried = new Set<string>();
+    const tried = new Set<string>(), seen = new Set<string>();
     for (let round = 0; round < MAX_HARDWARE_ROUNDS; round++) {
-      const fresh = [...modulesForDevices(deviceAliases, deviceModaliases(sys))].filter((n) => !tried.has(n) && modules.has(n));
+      const started = performance.now();
+      const fresh = [...modulesForDevices(deviceAliases, deviceModaliases(sys, seen))].filter((n) => !tried.has(n) && modules.has(n));
+      log.debug(`round ${round}: ${fresh.length} new driver(s) matched in ${(performance.now() - started).toFixed(0)} ms`);
       if (fresh.length === 0) break;
       fresh.forEach((n) => tried.add(n));
       load(fresh);

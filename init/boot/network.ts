@@ -23,6 +23,7 @@ export function udhcpcScript(busybox: string, paths: { leaseDir: string; resolvC
 bb=${busybox}
 # Each $bb is a fork+exec, slow under emulation; what stands between boot and a reachable node is
 # skipped when there is nothing to undo (no lease yet) or to do (the link is up: init set it up).
+# init makes the lease directory; the lease file's mtime says when it was written.
 leasefile=${paths.leaseDir}/"$interface".json
 case "$1" in
   deconfig)
@@ -31,21 +32,22 @@ case "$1" in
     [ $((flags & 1)) = 1 ] || $bb ip link set dev "$interface" up
     ;;
   bound|renew)
-    [ -e "$leasefile" ] && $bb ip -4 addr flush dev "$interface"
-    $bb ip -4 addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
-    if [ -n "$router" ]; then
+    if [ -e "$leasefile" ]; then
+      $bb ip -4 addr flush dev "$interface"
       while $bb ip -4 route del default dev "$interface" 2>/dev/null; do :; done
-      for r in $router; do $bb ip -4 route add default via "$r" dev "$interface"; break; done
     fi
+    $bb ip -4 addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
+    for r in $router; do $bb ip -4 route add default via "$r" dev "$interface"; break; done
     if [ -n "$dns" ]; then
-      : > ${paths.resolvConf}.zos
-      [ -n "$domain" ] && echo "search $domain" >> ${paths.resolvConf}.zos
-      for d in $dns; do echo "nameserver $d" >> ${paths.resolvConf}.zos; done
-      $bb mv ${paths.resolvConf}.zos ${paths.resolvConf}
+      # a renewal writes aside and renames, so no reader sees half a file; before the first lease
+      # nothing resolves names yet, and the mv exec is saved
+      conf=${paths.resolvConf}
+      [ -e "$leasefile" ] && conf=${paths.resolvConf}.zos
+      { [ -n "$domain" ] && echo "search $domain"; for d in $dns; do echo "nameserver $d"; done; } > "$conf"
+      [ "$conf" = ${paths.resolvConf} ] || $bb mv "$conf" ${paths.resolvConf}
     fi
-    $bb mkdir -p ${paths.leaseDir}
-    printf '{"interface":"%s","ip":"%s","mask":"%s","router":"%s","dns":"%s","ntp":"%s","lease":"%s","at":%s}\\n' \\
-      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" "$($bb date +%s)" > "$leasefile"
+    printf '{"interface":"%s","ip":"%s","mask":"%s","router":"%s","dns":"%s","ntp":"%s","lease":"%s"}\\n' \\
+      "$interface" "$ip" "$mask" "$router" "$dns" "$ntpsrv" "$lease" > "$leasefile"
 ${paths.kmsg ? `    # on the console with the kernel's timestamp: the boot timeline shows when the node is reachable
     [ "$1" = bound ] && echo "zos-init: network: $interface bound to $ip/\${mask:-24}" > ${paths.kmsg}
 ` : ""}    ;;

@@ -3,7 +3,7 @@
 // script against busybox udhcpd, then our SNTP client against chrony's chronyd serving time (-x: it
 // never touches the host clock).
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { findBusybox, udhcpcScript } from "../../init/boot/network.ts";
 import { bun, repoRoot, tempDir, until } from "./helpers.ts";
@@ -48,6 +48,7 @@ test("udhcpc with our hook script gets a lease from udhcpd and configures addres
   const script = join(dir.path, "udhcpc.script");
   const leases = join(dir.path, "net");
   const resolv = join(dir.path, "resolv.conf");
+  mkdirSync(leases); // as init does before starting udhcpc
   writeFileSync(script, udhcpcScript(busybox!, { leaseDir: leases, resolvConf: resolv }));
   chmodSync(script, 0o755);
   // the same flags init uses, plus -q/-n so it exits once bound (or fails) instead of renewing forever

@@ -2,13 +2,13 @@
 // (fetched with apt-get download, checked with kmod's own modinfo and depmod output), and init's
 // boot-time choice of drivers by modalias, checked against kmod's own alias resolution.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { globToRegExp, modulesForDevices, parseDeviceAliases, ShippedModules } from "../../init/boot/modules.ts";
 import { NODE_MODULES } from "../../initramfs/contents.ts";
 import { fetchKernel } from "../../initramfs/kernel.ts";
-import { ModuleError, moduleName, parseModulesDep, resolveModules, stageModules } from "../../initramfs/modules.ts";
+import { gzippedModulesDep, ModuleError, moduleName, parseModulesDep, resolveModules, stageModules } from "../../initramfs/modules.ts";
 import { parseLdd, sharedLibraries } from "../../initramfs/shared-libs.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "zos-modules-"));
@@ -51,6 +51,12 @@ describe("modules.dep resolution", () => {
     expect(() => resolveModules(dep, new Set(), ["no_such_driver"])).toThrow(ModuleError);
   });
 
+  test("gzipped modules.dep: module and dependency paths renamed, nothing else", () => {
+    expect(gzippedModulesDep("kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\nkernel/lib/crc16.ko:\n")).toBe(
+      "kernel/fs/ext4/ext4.ko.gz: kernel/lib/crc16.ko.gz kernel/fs/jbd2/jbd2.ko.gz\nkernel/lib/crc16.ko.gz:\n");
+    expect(gzippedModulesDep("kernel/net/kops.ko:\n")).toBe("kernel/net/kops.ko.gz:\n");
+  });
+
   test("a malformed line is reported with its number", () => {
     expect(() => parseModulesDep("kernel/a.ko:\nnonsense\n")).toThrow(/line 2/);
   });
@@ -68,10 +74,13 @@ describe("Debian's kernel", () => {
     expect(names).toContain("failover");
     const dep = parseModulesDep(readFileSync(join(staged.dir, "modules.dep"), "utf8"));
     expect([...dep.keys()].sort()).toEqual([...names].sort());
-    // every staged file is a plain ELF module that modinfo (kmod) can read
-    const ext4 = join(staged.dir, staged.files.find((f) => moduleName(f) === "ext4")!);
-    expect(readFileSync(ext4).subarray(0, 4)).toEqual(Buffer.from("\x7fELF", "latin1"));
-    const modinfo = Bun.spawnSync(["modinfo", "-F", "depends", ext4]);
+    // every staged file is a gzipped ELF module, named so in modules.dep, that kmod's modinfo reads once inflated
+    expect(staged.files.every((f) => f.endsWith(".ko.gz"))).toBe(true);
+    expect(readFileSync(join(staged.dir, "modules.dep"), "utf8")).not.toMatch(/\.ko(?!\.gz)/);
+    const ext4 = Bun.gunzipSync(readFileSync(join(staged.dir, staged.files.find((f) => moduleName(f) === "ext4")!)));
+    expect(Buffer.from(ext4.subarray(0, 4))).toEqual(Buffer.from("\x7fELF", "latin1"));
+    writeFileSync(join(dir, "ext4.ko"), ext4);
+    const modinfo = Bun.spawnSync(["modinfo", "-F", "depends", join(dir, "ext4.ko")]);
     expect(modinfo.stdout.toString().trim().split(",").sort()).toEqual(["crc16", "jbd2", "mbcache"]);
   }, 180_000);
 });
