@@ -1,11 +1,14 @@
 // The chunk cache: verified plaintext blocks on disk, named by block id, bounded in bytes with
-// least-recently-used eviction. Layout as rfs's cache: <dir>/<id[0:2]>/<id[2:4]>/<idhex>.
+// least-recently-used eviction. Layout: <dir>/<id[0:2]>/<idhex>. (rfs nests one level deeper,
+// <id[0:2]>/<id[2:4]>/; below a few hundred thousand chunks that makes a directory per chunk, and
+// creating it cost ext4 more than writing the 512 KiB chunk. Chunks found in that layout, left by an
+// older version, are moved into this one when the cache is opened.)
 // Entries are written to a temporary name and renamed, so a crash never leaves a torn chunk under an
 // id; the order of use survives a restart only approximately (by file mtime), which is all LRU needs.
 // The bookkeeping (what is cached, the bound, eviction) lives in ChunkCache on one thread; the bytes
 // are written by writeChunk wherever the chunk is at hand: a decode worker writes the block it just
 // decoded, synchronously, so a cold read pays no thread-pool hand-off or promise per chunk.
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { FlistError } from "./errors.ts";
 
@@ -75,25 +78,35 @@ export class ChunkCache {
   }
 
   private pathOf(name: string): string {
-    return join(this.dir, name.slice(0, 2), name.slice(2, 4), name);
+    return join(this.dir, name.slice(0, 2), name);
   }
 
   private scan(): void {
     const found: { name: string; size: number; mtime: number }[] = [];
+    /** A chunk or a leftover in `sub`; a legacy two-level directory has its chunks moved up and goes. */
+    const visit = (sub: string, entry: string, legacy: boolean) => {
+      const path = join(sub, entry);
+      if (!hexName.test(entry)) {
+        if (entry.includes(".tmp")) unlinkSync(path); // left by a crash mid-write
+        else if (!legacy && /^[0-9a-f]{2}$/.test(entry)) {
+          for (const inner of readdirSync(path)) visit(path, inner, true);
+          try {
+            rmdirSync(path);
+          } catch {} // something else lives there: leave it
+        }
+        return;
+      }
+      const home = this.pathOf(entry);
+      try {
+        if (path !== home) renameSync(path, home);
+        const st = statSync(home);
+        found.push({ name: entry, size: st.size, mtime: st.mtimeMs });
+      } catch {} // unreadable or immovable: not counted, as if absent
+    };
     for (const a of readdirSync(this.dir)) {
       if (!/^[0-9a-f]{2}$/.test(a)) continue;
-      for (const b of readdirSync(join(this.dir, a))) {
-        const sub = join(this.dir, a, b);
-        for (const name of readdirSync(sub)) {
-          const path = join(sub, name);
-          if (!hexName.test(name)) {
-            if (name.includes(".tmp")) unlinkSync(path); // left by a crash mid-write
-            continue;
-          }
-          const st = statSync(path);
-          found.push({ name, size: st.size, mtime: st.mtimeMs });
-        }
-      }
+      const sub = join(this.dir, a);
+      for (const entry of readdirSync(sub)) visit(sub, entry, false);
     }
     found.sort((x, y) => x.mtime - y.mtime);
     for (const f of found) {
