@@ -40,6 +40,9 @@ export class DecodePool {
     for (let i = 0; i < this.size; i++) {
       const w = new Worker(new URL("./decode-worker.ts", import.meta.url).href);
       w.onmessage = (e: MessageEvent<DecodeAnswer>) => this.answer(e.data);
+      // A worker that dies fails what it was decoding (the reads get EIO, cache reservations end)
+      // rather than leaving them waiting forever.
+      w.onerror = (e) => this.failWorker(i, new StoreError("unavailable", `decode worker failed: ${e.message}`));
       // Idle decoders must not keep a finished process alive.
       w.unref();
       this.workers.push(w);
@@ -55,6 +58,15 @@ export class DecodePool {
     this.busy[p.worker]--;
     if ("plain" in a) p.resolve({ plain: a.plain, cached: a.cached });
     else p.reject(new StoreError(a.error.code, a.error.message));
+  }
+
+  private failWorker(worker: number, err: StoreError): void {
+    for (const [seq, p] of this.pending) {
+      if (p.worker !== worker) continue;
+      this.pending.delete(seq);
+      this.busy[worker]--;
+      p.reject(err);
+    }
   }
 
   /** A free buffer of at least `length` bytes. */
