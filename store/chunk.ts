@@ -6,7 +6,7 @@
 //   id    = BLAKE2b-256(data)                 (the name the block is stored under)
 // The nonce repeats only for identical plaintext, which then yields identical data: that is the dedup.
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { blake2b256, snappyCompress, snappyDecompress } from "../native/index.ts";
+import { blake2b256, blake2b256Many, snappyCompress, snappyDecompress } from "../native/index.ts";
 import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from "./types.ts";
 
 const TAG_LENGTH = 16;
@@ -28,18 +28,33 @@ function nonceOf(key: Uint8Array): Uint8Array {
   return key.subarray(0, 12);
 }
 
+/** snappy, then AES-256-GCM: ciphertext || tag. */
+function seal(plain: Uint8Array, key: Uint8Array): Uint8Array {
+  const cipher = createCipheriv("aes-256-gcm", key, nonceOf(key), { authTagLength: TAG_LENGTH });
+  const body = cipher.update(snappyCompress(plain));
+  cipher.final(); // GCM yields no further bytes; this computes the tag
+  const data = new Uint8Array(body.length + TAG_LENGTH);
+  data.set(body, 0);
+  data.set(cipher.getAuthTag(), body.length);
+  return data;
+}
+
 export function encodeBlock(plain: Uint8Array): EncodedBlock {
   const key = blake2b256(plain);
-  const compressed = snappyCompress(plain);
-  const cipher = createCipheriv("aes-256-gcm", key, nonceOf(key), { authTagLength: TAG_LENGTH });
-  const head = cipher.update(compressed);
-  const tail = cipher.final();
-  const tag = cipher.getAuthTag();
-  const data = new Uint8Array(head.length + tail.length + TAG_LENGTH);
-  data.set(head, 0);
-  data.set(tail, head.length);
-  data.set(tag, head.length + tail.length);
+  const data = seal(plain, key);
   return { id: blake2b256(data), key, data };
+}
+
+/**
+ * encodeBlock of each of `plains`, in order, for writers with a batch at hand (a vdisk flush).
+ * The two BLAKE2b passes are over half the cost of encoding; here each runs over the whole batch,
+ * several blocks at once in the lanes of the SIMD unit (native blake2b256Many).
+ */
+export function encodeBlocks(plains: Uint8Array[]): EncodedBlock[] {
+  const keys = blake2b256Many(plains);
+  const sealed = plains.map((p, i) => seal(p, keys[i]));
+  const ids = blake2b256Many(sealed);
+  return sealed.map((data, i) => ({ id: ids[i], key: keys[i], data }));
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,6 +1,6 @@
-// Worker side of EncoderPool: encodes a batch of blocks per message (store/encode-many.ts) and
+// Worker side of EncoderPool: encodes a batch of blocks per message (store/chunk.ts) and
 // hands the encoded buffers back without copying them, with the plaintext buffers for reuse.
-import { encodeBlocks } from "../../store/encode-many.ts";
+import { encodeBlocks } from "../../store/chunk.ts";
 
 declare const self: Worker;
 

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { blake2b } from "hash-wasm";
 import { blake2b256Many } from "../../native/index.ts";
-import { encodeBlocks } from "../../store/encode-many.ts";
+import { encodeBlocks } from "../../store/chunk.ts";
 import { decodeBlock, encodeBlock } from "../../store/index.ts";
 
 // Odd sizes and counts: the SIMD lanes take four inputs at a time and finish at different lengths.
