@@ -13,7 +13,7 @@
 import { chmodSync, existsSync, rmSync } from "node:fs";
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
 import type { KeyObject } from "node:crypto";
-import { keyId, publicKeyObject, verifyWithKeyAsync, type KeyPair } from "../identity/ed25519.ts";
+import { keyId, publicKeyObject, verifyOnPool, type KeyPair } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
 import { RpcError, type RpcErrorCode } from "./errors.ts";
 import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
@@ -251,13 +251,15 @@ export class RpcServer {
     const role = this.opts.trust.roleOfId(callerId);
     if (!role) return this.reject(socket, id, nonce, "unknown-key", `key ${callerId} is not trusted by this node`);
     if (!caller.object) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
-    verifyWithKeyAsync(caller.object, requestDigest(envelope.b), envelope.s).then(
-      (ok) => {
-        if (socket.data.closed || socket.data.closing) return;
-        if (!ok) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
+    verifyOnPool(caller.object, requestDigest(envelope.b), envelope.s, (ok) => {
+      if (socket.data.closed || socket.data.closing) return;
+      if (!ok) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
+      try {
         this.onVerified(socket, body, id!, nonce!, method, ts, role, callerId);
-      },
-    ).catch((e) => log.error(`unexpected error handling a request from ${socket.data.peer}`, e));
+      } catch (e) {
+        log.error(`unexpected error handling a request from ${socket.data.peer}`, e);
+      }
+    });
   }
 
   /** The rest of the checks, once the signature is known good; then dispatch. */
