@@ -47,17 +47,6 @@ export function groupCapFor(m: number, groupLoss: number): number {
   return groupLoss > 0 ? Math.floor(m / groupLoss) : Number.MAX_SAFE_INTEGER;
 }
 
-/** The pieces of a block as one buffer. */
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 export class ErasureStore implements BlockBackend {
   readonly readOnly = false;
   readonly url: string;
@@ -124,7 +113,7 @@ export class ErasureStore implements BlockBackend {
 
   /** Rebuilds all k+m shard frames from at least k good ones (for repair). */
   async rebuildFrames(id: BlockId, good: Shard[]): Promise<Uint8Array[]> {
-    return this.encode(id, join(this.pieces(id, good)));
+    return this.encode(id, Buffer.concat(this.pieces(id, good)));
   }
 
   async put(id: BlockId, data: Uint8Array, opts?: OpOptions): Promise<void> {
@@ -366,7 +355,7 @@ export class ErasureStore implements BlockBackend {
 
   async get(id: BlockId, opts?: OpOptions): Promise<Uint8Array | null> {
     const parts = await this.getPieces(id, opts);
-    return parts && join(parts);
+    return parts && Buffer.concat(parts);
   }
 
   /**
