@@ -22,12 +22,15 @@ export interface Decoded {
 const BUFFER_STEP = 64 * 1024;
 /** Free buffers kept; more are dropped (a burst of reads needs them only while it lasts). */
 const FREE_BUFFERS = 16;
+/** Free buffers are let go once no block has been decoded for this long (PID 1 keeps no idle megabytes). */
+const IDLE_RELEASE_MS = 2000;
 
 export class DecodePool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
   private readonly pending = new Map<number, Pending>();
-  private readonly free: ArrayBuffer[] = [];
+  private free: ArrayBuffer[] = [];
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private seq = 0;
 
   /**
@@ -35,6 +38,11 @@ export class DecodePool {
    * container's usual start) never decodes, and booting them would compete with its first requests.
    */
   constructor(private readonly size: number) {}
+
+  /** Buffers kept for lending (they go after IDLE_RELEASE_MS without decoding). */
+  get spareBuffers(): number {
+    return this.free.length;
+  }
 
   private start(): void {
     for (let i = 0; i < this.size; i++) {
@@ -56,6 +64,11 @@ export class DecodePool {
     if (!p) return;
     this.pending.delete(a.seq);
     this.busy[p.worker]--;
+    if (this.pending.size === 0) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => (this.free = []), IDLE_RELEASE_MS);
+      this.idleTimer.unref();
+    }
     if ("plain" in a) p.resolve({ plain: a.plain, cached: a.cached });
     else p.reject(new StoreError(a.error.code, a.error.message));
   }
@@ -85,6 +98,7 @@ export class DecodePool {
     if (!this.workers.length) this.start();
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
+    clearTimeout(this.idleTimer);
     const length = pieces.reduce((n, p) => n + p.length, 0);
     const buffer = this.lend(length);
     const bytes = new Uint8Array(buffer);

@@ -77,3 +77,12 @@ test("a block whose bytes were altered is refused as corrupt and written nowhere
   const good = encodeBlock(new Uint8Array(100).fill(1));
   expect(Buffer.compare((await pool.decode(good, [good.data])).plain, new Uint8Array(100).fill(1))).toBe(0);
 });
+
+test("the buffers lent for a burst of blocks are let go once decoding has been idle a while", async () => {
+  const pool = new DecodePool(2);
+  const blocks = [1, 2, 3, 4].map((n) => encodeBlock(new Uint8Array(300_000).fill(n)));
+  await Promise.all(blocks.map((b) => pool.decode(b, [b.data])));
+  expect(pool.spareBuffers).toBe(4);
+  await Bun.sleep(2500);
+  expect(pool.spareBuffers).toBe(0);
+});
