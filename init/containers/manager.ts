@@ -169,10 +169,10 @@ export class ContainerManager {
 
   /**
    * Rootfs, network, cgroup, config.json and the persisted record: everything but the process.
-   * The network namespace (made on the mount thread) is started first, then the rootfs (the FUSE
+   * The network namespace (made on the network thread) is started first, then the rootfs (the FUSE
    * mount, answered on this thread), and the files are written while both are in flight; all of
    * them settle before a failure is reported, so the teardown that follows never races a step still
-   * running.
+   * running. The record is written first: an init that dies meanwhile recreates the container.
    */
   private async build(c: Container, progress: Progress): Promise<void> {
     const { spec } = c;
