@@ -120,9 +120,16 @@ export class Network {
     await mustRun(["nft", "-f", "-"], "port forward", { container, stdin: lines.join("\n") + "\n" });
   }
 
+  /**
+   * One nft process for all of the container's forwards; a batch is all or nothing, so when it
+   * fails (some were never added, or are gone already) they are removed one by one.
+   */
   async removeForwards(container: string, ports: PortForward[]): Promise<void> {
+    if (!ports.length) return;
+    const line = (p: PortForward) => `delete element ip ${NFT_TABLE} fwd_${p.protocol} { ${p.hostPort} }\n`;
+    if ((await runCommand(["nft", "-f", "-"], { stdin: ports.map(line).join("") })).code === 0) return;
     for (const p of ports) {
-      const r = await runCommand(["nft", "delete", "element", "ip", NFT_TABLE, `fwd_${p.protocol}`, `{ ${p.hostPort} }`]);
+      const r = await runCommand(["nft", "-f", "-"], { stdin: line(p) });
       if (r.code !== 0 && !/No such file|does not exist/i.test(r.stderr)) {
         throw new ContainerError("system", `removing forward ${p.protocol}/${p.hostPort}: ${r.stderr.trim()}`, { container, step: "port forward" });
       }
