@@ -462,18 +462,22 @@ export class Vdisk implements BlockExport {
   /** The puts of the flush in progress, so a FLUSH can raise their concurrency. */
   private puts: BoundedRun<[number, CacheEntry][]> | null = null;
 
+  /** Blocks per batch of the flush in progress: fewer in a background write-back, which stays gentle. */
+  private batchSize = FLUSH_BATCH;
+
   /** Batches in flight: putConcurrency blocks for a flush a client waits for, 1/8 of that in the background. */
   private batchesAtOnce(urgent: boolean): number {
     const blocks = urgent ? this.opts.putConcurrency : this.opts.putConcurrency >> 3;
-    return Math.max(1, Math.ceil(blocks / FLUSH_BATCH));
+    return Math.max(1, Math.ceil(blocks / this.batchSize));
   }
 
   private async doFlush(urgent: boolean): Promise<void> {
     if (this.readOnly) return;
+    this.batchSize = urgent ? FLUSH_BATCH : Math.min(FLUSH_BATCH, Math.max(1, this.opts.putConcurrency >> 3));
     const batches: [number, CacheEntry][][] = [];
     for (const [block, e] of this.cacheMap) {
       if (!e.dirty) continue;
-      if (batches.length === 0 || batches[batches.length - 1].length === FLUSH_BATCH) batches.push([]);
+      if (batches.length === 0 || batches[batches.length - 1].length === this.batchSize) batches.push([]);
       batches[batches.length - 1].push([block, e]);
     }
     const released: BlockRef[] = [];
