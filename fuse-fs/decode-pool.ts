@@ -1,14 +1,18 @@
-// A small pool of decode workers (decode-worker.ts); each block goes to the least busy one.
-// A block travels to its worker in a buffer lent from a free list and comes back with the answer:
-// a fresh 512 KiB buffer per block costs more in first-touch page faults than copying into it.
+// A small pool of decode workers (decode-worker.ts). Each worker has one batch at a time: blocks
+// that arrive while both are busy queue here and go together to the first worker to finish, whose
+// id hashes then run several blocks at once (decodeBlocks); a block that finds a worker idle goes at
+// once, alone. A block travels to its worker in a buffer lent from a free list and comes back with the
+// answer: a fresh 512 KiB buffer per block costs more in first-touch page faults than copying into it.
 import { StoreError, hex } from "../store/index.ts";
 import type { ChunkTarget } from "./cache.ts";
 import type { DecodeAnswer, DecodeRequest } from "./decode-worker.ts";
 import type { BlockRow } from "./flist.ts";
 
-interface Pending {
+interface Job {
+  request: DecodeRequest;
   resolve: (done: Decoded) => void;
   reject: (err: Error) => void;
+  /** The worker decoding it; -1 while queued. */
   worker: number;
 }
 
@@ -18,6 +22,8 @@ export interface Decoded {
   cached: boolean;
 }
 
+/** Blocks sent to a worker at once: the SIMD BLAKE2b hashes four per pass (AVX2 lanes). */
+const BATCH = 4;
 /** Lent buffers are sized in these steps, so blocks of nearby sizes share them. */
 const BUFFER_STEP = 64 * 1024;
 /** Free buffers kept; more are dropped (a burst of reads needs them only while it lasts). */
@@ -27,8 +33,11 @@ const IDLE_RELEASE_MS = 2000;
 
 export class DecodePool {
   private readonly workers: Worker[] = [];
-  private readonly busy: number[] = [];
-  private readonly pending = new Map<number, Pending>();
+  /** Per worker: whether a batch is out on it. */
+  private readonly working: boolean[] = [];
+  private readonly queue: Job[] = [];
+  /** Jobs sent to a worker, by seq. */
+  private readonly sent = new Map<number, Job>();
   private free: ArrayBuffer[] = [];
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private seq = 0;
@@ -44,41 +53,61 @@ export class DecodePool {
     return this.free.length;
   }
 
-  private start(): void {
-    for (let i = 0; i < this.size; i++) {
-      const w = new Worker(new URL("./decode-worker.ts", import.meta.url).href);
-      w.onmessage = (e: MessageEvent<DecodeAnswer>) => this.answer(e.data);
-      // A worker that dies fails what it was decoding (the reads get EIO, cache reservations end)
-      // rather than leaving them waiting forever.
-      w.onerror = (e) => this.failWorker(i, new StoreError("unavailable", `decode worker failed: ${e.message}`));
-      // Idle decoders must not keep a finished process alive.
-      w.unref();
-      this.workers.push(w);
-      this.busy.push(0);
-    }
+  private startWorker(i: number): void {
+    const w = new Worker(new URL("./decode-worker.ts", import.meta.url).href);
+    w.onmessage = (e: MessageEvent<DecodeAnswer[]>) => this.answer(i, e.data);
+    // A worker that fails gives EIO for the blocks it had (their cache reservations end) and is
+    // replaced, rather than leaving reads and the unmount-time cache flush waiting forever.
+    w.onerror = (e) => this.replaceWorker(i, new StoreError("unavailable", `decode worker failed: ${e.message}`));
+    // Idle decoders must not keep a finished process alive.
+    w.unref();
+    this.workers[i] = w;
+    this.working[i] = false;
   }
 
-  private answer(a: DecodeAnswer): void {
-    if (this.free.length < FREE_BUFFERS) this.free.push(a.buffer);
-    const p = this.pending.get(a.seq);
-    if (!p) return;
-    this.pending.delete(a.seq);
-    this.busy[p.worker]--;
-    if (this.pending.size === 0) {
+  private answer(worker: number, answers: DecodeAnswer[]): void {
+    this.working[worker] = false;
+    for (const a of answers) {
+      if (this.free.length < FREE_BUFFERS) this.free.push(a.buffer);
+      const job = this.sent.get(a.seq);
+      if (!job) continue;
+      this.sent.delete(a.seq);
+      if ("plain" in a) job.resolve({ plain: a.plain, cached: a.cached });
+      else job.reject(new StoreError(a.error.code, a.error.message));
+    }
+    this.dispatch();
+    if (this.sent.size === 0) {
       clearTimeout(this.idleTimer);
       this.idleTimer = setTimeout(() => (this.free = []), IDLE_RELEASE_MS);
       this.idleTimer.unref();
     }
-    if ("plain" in a) p.resolve({ plain: a.plain, cached: a.cached });
-    else p.reject(new StoreError(a.error.code, a.error.message));
   }
 
-  private failWorker(worker: number, err: StoreError): void {
-    for (const [seq, p] of this.pending) {
-      if (p.worker !== worker) continue;
-      this.pending.delete(seq);
-      this.busy[worker]--;
-      p.reject(err);
+  private replaceWorker(worker: number, err: StoreError): void {
+    for (const [seq, job] of this.sent) {
+      if (job.worker !== worker) continue;
+      this.sent.delete(seq);
+      job.reject(err);
+    }
+    this.workers[worker].terminate();
+    this.startWorker(worker);
+    this.dispatch();
+  }
+
+  /** Sends what is queued to the idle workers, up to BATCH blocks each. */
+  private dispatch(): void {
+    for (let w = 0; w < this.workers.length && this.queue.length > 0; w++) {
+      if (this.working[w]) continue;
+      const batch = this.queue.splice(0, BATCH);
+      for (const job of batch) {
+        job.worker = w;
+        this.sent.set(job.request.seq, job);
+      }
+      this.working[w] = true;
+      this.workers[w].postMessage(
+        batch.map((j) => j.request),
+        batch.map((j) => j.request.buffer),
+      );
     }
   }
 
@@ -95,9 +124,7 @@ export class DecodePool {
    * cache target, the worker also writes the plaintext there.
    */
   decode(ref: BlockRow, pieces: Uint8Array[], cache: ChunkTarget | null = null): Promise<Decoded> {
-    if (!this.workers.length) this.start();
-    let w = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
+    if (!this.workers.length) for (let i = 0; i < this.size; i++) this.startWorker(i);
     clearTimeout(this.idleTimer);
     const length = pieces.reduce((n, p) => n + p.length, 0);
     const buffer = this.lend(length);
@@ -107,12 +134,10 @@ export class DecodePool {
       bytes.set(p, at);
       at += p.length;
     }
-    const seq = this.seq++;
-    this.busy[w]++;
-    const request: DecodeRequest = { seq, id: ref.id, key: ref.key, buffer, length, cache };
+    const request: DecodeRequest = { seq: this.seq++, id: ref.id, key: ref.key, buffer, length, cache };
     return new Promise<Decoded>((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject, worker: w });
-      this.workers[w].postMessage(request, [buffer]);
+      this.queue.push({ request, resolve, reject, worker: -1 });
+      this.dispatch();
     }).catch((err: Error) => {
       throw err instanceof StoreError ? new StoreError(err.code, err.message, { id: hex(ref.id) }) : err;
     });

@@ -88,9 +88,32 @@ function decrypt(ref: BlockRef, body: Uint8Array, tag: Uint8Array): Uint8Array {
 
 /** Checks the id, the GCM tag and the compression; any mismatch is StoreError "corrupt". */
 export function decodeBlock(ref: BlockRef, data: Uint8Array, maxPlainLength = MAX_PLAIN_LENGTH): Uint8Array {
+  return openBlock(ref, data, blake2b256(data), maxPlainLength);
+}
+
+/**
+ * decodeBlock of each block, in order, for readers with several at hand (a decode worker's queue):
+ * the id hashes, the largest part of decoding, run over the whole batch, several blocks at once in
+ * the lanes of the SIMD unit (native blake2b256Many). Each result is the plaintext, or the
+ * StoreError that decodeBlock would have thrown for that block.
+ */
+export function decodeBlocks(blocks: { ref: BlockRef; data: Uint8Array }[], maxPlainLength = MAX_PLAIN_LENGTH): (Uint8Array | StoreError)[] {
+  const hashes = blake2b256Many(blocks.map((b) => b.data));
+  return blocks.map((b, i) => {
+    try {
+      return openBlock(b.ref, b.data, hashes[i], maxPlainLength);
+    } catch (err) {
+      if (err instanceof StoreError) return err;
+      throw err;
+    }
+  });
+}
+
+/** decodeBlock with the BLAKE2b-256 of `data` already computed. */
+function openBlock(ref: BlockRef, data: Uint8Array, hash: Uint8Array, maxPlainLength: number): Uint8Array {
   const context = { id: hex(ref.id) };
   if (ref.key.length !== 32) throw new StoreError("corrupt", `block key must be 32 bytes, got ${ref.key.length}`, context);
-  if (!equalBytes(blake2b256(data), ref.id)) throw new StoreError("corrupt", "block bytes do not hash to their id", context);
+  if (!equalBytes(hash, ref.id)) throw new StoreError("corrupt", "block bytes do not hash to their id", context);
   if (data.length < TAG_LENGTH) throw new StoreError("corrupt", `block of ${data.length} bytes is shorter than its GCM tag`, context);
   let compressed: Uint8Array;
   try {

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { blake2b } from "hash-wasm";
 import { blake2b256 } from "../../native/index.ts";
-import { decodeBlock, encodeBlock, getBlock, putBlock, openBackend, StoreError, hex } from "../../store/index.ts";
+import { decodeBlock, decodeBlocks, encodeBlock, getBlock, putBlock, openBackend, StoreError, hex } from "../../store/index.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,6 +85,25 @@ describe("rfs block encoding", () => {
     const first = decodeBlock(good, good.data);
     expectCorrupt(() => decodeBlock({ id: blake2b256(bad.data), key: bad.key }, bad.data));
     expect(Buffer.compare(first, plains[3])).toBe(0);
+  });
+
+  test("decodeBlocks decodes a batch as decodeBlock does each block, a bad one failing alone", () => {
+    const plains = [512 * 1024, 1, 0, 100_000, 512 * 1024].map((n) => crypto.getRandomValues(new Uint8Array(n)));
+    const blocks = plains.map((p) => encodeBlock(p));
+    const altered = blocks[3].data.slice();
+    altered[5] ^= 1;
+    const results = decodeBlocks([
+      ...blocks.map((b) => ({ ref: b, data: b.data })),
+      { ref: blocks[3], data: altered }, // fails the id check
+      { ref: { id: blocks[1].id, key: blocks[0].key }, data: blocks[1].data }, // right id, wrong key: fails GCM
+    ]);
+    plains.forEach((p, i) => expect(Buffer.compare(results[i] as Uint8Array, p)).toBe(0));
+    for (const bad of results.slice(plains.length)) {
+      expect(bad).toBeInstanceOf(StoreError);
+      expect((bad as StoreError).code).toBe("corrupt");
+    }
+    expect((results[plains.length] as StoreError).message).toMatch(/do not hash to their id/);
+    expect((results[plains.length + 1] as StoreError).message).toMatch(/AES-GCM/);
   });
 
   test("a flipped byte, a wrong key or a truncated block is reported corrupt", () => {
