@@ -2,7 +2,7 @@
 //   bun initramfs/build.ts [--floor] [--compression zstd|xz] [--level N] [--out FILE]
 // Defaults: the node image, zstd -19, out/initramfs.cpio.zst (floor: build/floor/initramfs.cpio.zst).
 // Writes <out>.manifest.json with the kernel release and the size of each part.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleFloor, assembleNode } from "./contents.ts";
@@ -28,16 +28,19 @@ export function pinnedBun(): string {
 
 /**
  * Compresses deterministically: single-threaded, so the output depends only on the input.
- * xz uses the CRC32 check because the kernel's xz decoder supports no other.
+ * xz uses the CRC32 check because the kernel's xz decoder supports no other. Written aside and
+ * renamed, so a VM booting the previous image while this runs never reads half a file.
  */
 export async function compress(input: string, output: string, kind: Compression, level: number): Promise<void> {
-  rmSync(output, { force: true });
+  const partial = `${output}.partial`;
+  rmSync(partial, { force: true });
   if (kind === "zstd") {
-    await run(["zstd", "-q", ...(level > 19 ? ["--ultra"] : []), `-${level}`, "--single-thread", "-f", "-o", output, input]);
+    await run(["zstd", "-q", ...(level > 19 ? ["--ultra"] : []), `-${level}`, "--single-thread", "-f", "-o", partial, input]);
   } else {
-    const data = await run(["sh", "-c", `xz --check=crc32 -${level} -T1 -c "$1" > "$2"`, "xz", input, output]);
+    const data = await run(["sh", "-c", `xz --check=crc32 -${level} -T1 -c "$1" > "$2"`, "xz", input, partial]);
     if (data) throw new BuildError(`xz printed unexpected output: ${data}`);
   }
+  renameSync(partial, output);
 }
 
 /**

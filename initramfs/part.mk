@@ -16,14 +16,18 @@ IMAGE_SOURCES := $(wildcard initramfs/*.ts initramfs/*.c) $(shell find init nati
 image: out/vmlinuz out/initramfs.cpio.zst out/boot.ipxe out/zos.img
 	@$(BUN) scripts/image-sizes.ts
 
+# Engineers share one checkout: two image builds at once would share build/initramfs, so they take turns.
+IMAGE_LOCK := flock build/image.lock
+
 out/initramfs.cpio.zst out/vmlinuz &: $(IMAGE_SOURCES) build/native/zos_native.node | $(STAMP)/apt $(STAMP)/npm
-	$(BUN) initramfs/build.ts
+	@mkdir -p build
+	$(IMAGE_LOCK) $(BUN) initramfs/build.ts
 
 out/boot.ipxe: scripts/ipxe.ts scripts/boot-config.ts
 	$(BUN) scripts/ipxe.ts write
 
 out/zos.img: out/vmlinuz out/initramfs.cpio.zst scripts/disk-image.ts scripts/boot-config.ts
-	$(BUN) scripts/disk-image.ts
+	$(IMAGE_LOCK) $(BUN) scripts/disk-image.ts
 
 ipxe: out/boot.ipxe
 

@@ -53,14 +53,15 @@ function hidesOwnCode(target: string): boolean {
 }
 
 export function mountEarly(health: Health): void {
+  // proc may not be mounted yet: then nothing is, and /proc/self does not exist
+  const mounted = new Set(existsSync("/proc/self") ? mountPoints() : []);
   for (const [source, target, fstype, flags, data] of early) {
     try {
       if (hidesOwnCode(target)) {
         log.warn(`not mounting ${fstype} on ${target}: init's own code is in ${ownCode}`);
         continue;
       }
-      // proc may not be mounted yet: then nothing is, and /proc/self does not exist
-      if (existsSync("/proc/self") && mountPoints().includes(target)) {
+      if (mounted.has(target)) {
         log.debug(`${target} already mounted`);
         continue;
       }
