@@ -124,7 +124,8 @@ export class BlockFetcher {
     const cache = this.opts.cache;
     const target = cache?.reserve(name, BLOCK_SIZE) ?? null;
     try {
-      const { plain, cached } = await this.opts.decoders!.decode(ref, stored, target);
+      // Other downloads still running (read-ahead) will bring blocks to batch this one with.
+      const { plain, cached } = await this.opts.decoders!.decode(ref, stored, target, this.inFlight.size > 1);
       cache?.settle(name, BLOCK_SIZE, cached ? plain.length : null);
       return plain;
     } catch (err) {

@@ -86,3 +86,13 @@ test("the buffers lent for a burst of blocks are let go once decoding has been i
   await Bun.sleep(2500);
   expect(pool.spareBuffers).toBe(0);
 });
+
+test("blocks that may wait for a batch are decoded even when no others follow", async () => {
+  const pool = new DecodePool(2);
+  const blocks = [1, 2, 3, 4, 5, 6].map((n) => encodeBlock(new Uint8Array(1000).fill(n)));
+  // One lone block and then a run of five that never fills a second batch of four.
+  const lone = await pool.decode(blocks[0], [blocks[0].data], null, true);
+  expect(lone.plain).toEqual(new Uint8Array(1000).fill(1));
+  const rest = await Promise.all(blocks.slice(1).map((b) => pool.decode(b, [b.data], null, true)));
+  rest.forEach((r, i) => expect(r.plain).toEqual(new Uint8Array(1000).fill(i + 2)));
+});
