@@ -18,6 +18,7 @@ import { RpcClient, type NodeAddress } from "../init/rpc/client.ts";
 import { encodeRequest } from "../init/rpc/protocol.ts";
 import { Supervisor } from "../init/supervisor/supervisor.ts";
 import { serviceSpecFrom } from "../init/supervisor/service-config.ts";
+import { bundleInit } from "../initramfs/build.ts";
 import { report, type BenchResult } from "./lib/report.ts";
 
 const bun = process.execPath;
@@ -264,10 +265,10 @@ async function memoryBench(): Promise<void> {
   await Bun.sleep(1500);
   const bareMem = memory(bare.pid);
   bare.kill();
-  // what the initramfs runs: init bundled into one file (initramfs/build.ts does the same)
+  // what the initramfs runs: init.js and its chunks, bundled by the image build's own function
   const bundleDir = mkdtempSync(join(tmpdir(), "zos-bench-bundle-"));
+  await bundleInit(bundleDir);
   const bundle = join(bundleDir, "init.js");
-  if (Bun.spawnSync([bun, "build", join(root, "init", "main.ts"), "--target=bun", "--outfile", bundle]).exitCode !== 0) throw new Error("bun build of init failed");
   const measure = async (services: number, entry?: string) => {
     const node = await startNode(services, entry);
     if (services) await waitAllRunning(node, services);
