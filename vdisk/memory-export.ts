@@ -1,6 +1,7 @@
 // A sparse in-memory export, the NBD server's reference plugin (like `nbdkit memory`): pages are
 // allocated on first write, and trimmed or zeroed whole pages are freed again.
 import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "./nbd/export.ts";
+import type { Payload } from "./nbd/payload.ts";
 import { segments } from "./segments.ts";
 
 const PAGE = 64 * 1024;
@@ -42,11 +43,11 @@ export class MemoryExport implements BlockExport {
     return segments(offset, length, PAGE).map((s) => (this.pages.get(s.block) ?? ZERO_PAGE).subarray(s.within, s.within + s.length));
   }
 
-  write(data: Uint8Array, offset: number): void {
+  write(data: Payload, offset: number): void {
     for (const s of segments(offset, data.length, PAGE)) {
       let page = this.pages.get(s.block);
       if (!page) this.pages.set(s.block, (page = new Uint8Array(PAGE)));
-      page.set(data.subarray(s.at, s.at + s.length), s.within);
+      data.copyTo(page, s.within, s.at, s.length);
     }
   }
 

@@ -10,6 +10,7 @@ import { NbdServer } from "../../vdisk/nbd/server.ts";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
 import { VdiskError } from "../../vdisk/model/errors.ts";
+import { Payload } from "../../vdisk/nbd/payload.ts";
 import { openBackend } from "../../store/index.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
 import { ZdbProcess } from "../store/cluster.ts";
@@ -296,9 +297,9 @@ describe("snapshots, clones, dedup, reclamation", () => {
     const elsewhere = new VdiskManager({ store: s.manager.store, catalog: s.manager.catalog, writebackIntervalMs: 0, log: () => {} });
     try {
       const other = await elsewhere.openVdisk("twice");
-      await other.write(new Uint8Array(65536).fill(1), 0, false);
+      await other.write(Payload.of(new Uint8Array(65536).fill(1)), 0, false);
       await other.flush();
-      await here.write(new Uint8Array(65536).fill(2), 65536, false);
+      await here.write(Payload.of(new Uint8Array(65536).fill(2)), 65536, false);
       await expect(here.flush()).rejects.toThrow("committed elsewhere");
       expect((await elsewhere.info("twice")).allocatedBlocks).toBe(1);
       await expect(s.manager.closeVdisk("twice")).rejects.toThrow("committed elsewhere");

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
+import { Payload } from "../../vdisk/nbd/payload.ts";
 import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
@@ -35,11 +36,11 @@ async function settledSoon(p: Promise<unknown>): Promise<boolean> {
 test("write-back started by pressure stores blocks at full concurrency, and a held writer is released once a retried flush succeeds", async () => {
   const { store, manager, vdisk } = await setup("pressure");
   const data = Array.from({ length: 7 }, (_, i) => randomBytes(BLOCK, i + 1));
-  for (let i = 0; i < 5; i++) await vdisk.write(data[i], i * BLOCK, false);
+  for (let i = 0; i < 5; i++) await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
   // The 5th dirty block started a write-back of all five at once (the periodic one would run 1/8 of putConcurrency).
   await store.waitingFor(5);
-  await vdisk.write(data[5], 5 * BLOCK, false);
-  const seventh = Promise.resolve(vdisk.write(data[6], 6 * BLOCK, false));
+  await vdisk.write(Payload.of(data[5]), 5 * BLOCK, false);
+  const seventh = Promise.resolve(vdisk.write(Payload.of(data[6]), 6 * BLOCK, false));
   expect(await settledSoon(seventh)).toBe(false); // 7 dirty blocks > 6: held until a flush
   for (const w of store.waiting.splice(0)) w.fail(new Error("backend down"));
   expect(await settledSoon(seventh)).toBe(false); // the failed write-back is retried by the flush it waits for
@@ -57,11 +58,11 @@ test("many small writes to uncached blocks through a cache far smaller than them
   const { store, manager, vdisk } = await setup("rmw");
   store.gate.puts = false;
   const base = Array.from({ length: 64 }, (_, i) => randomBytes(BLOCK, 100 + i));
-  for (let i = 0; i < 64; i++) await vdisk.write(base[i], i * BLOCK, false);
+  for (let i = 0; i < 64; i++) await vdisk.write(Payload.of(base[i]), i * BLOCK, false);
   await vdisk.flush(); // stored; the 8-block cache keeps only a few of them
   // 64 writes of 4 KiB at once, one into each block: each needs its block fetched first.
   const patch = randomBytes(4096, 7);
-  await Promise.all(base.map((_, i) => vdisk.write(patch, i * BLOCK + 8192, false)));
+  await Promise.all(base.map((_, i) => vdisk.write(Payload.of(patch), i * BLOCK + 8192, false)));
   await vdisk.flush();
   for (let i = 0; i < 64; i++) {
     const want = new Uint8Array(base[i]);
@@ -76,7 +77,7 @@ test("many small writes to uncached blocks through a cache far smaller than them
 test("a flush whose batch had one put fail keeps the stored blocks; the next flush puts only the failed one", async () => {
   const { store, manager, vdisk } = await setup("partial");
   const data = Array.from({ length: 3 }, (_, i) => randomBytes(BLOCK, 50 + i));
-  for (let i = 0; i < 3; i++) await vdisk.write(data[i], i * BLOCK, false);
+  for (let i = 0; i < 3; i++) await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
   const first = vdisk.flush();
   await store.waitingFor(3); // one batch: all three puts at once
   const [a, b, c] = store.waiting.splice(0);
@@ -100,12 +101,12 @@ test("evicted block buffers are reused for new writes, but never one whose views
   const { store, manager, vdisk } = await setup("reuse");
   store.gate.puts = false;
   const data = Array.from({ length: 24 }, (_, i) => randomBytes(BLOCK, 200 + i));
-  for (let i = 0; i < 8; i++) await vdisk.write(data[i], i * BLOCK, false);
+  for (let i = 0; i < 8; i++) await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
   await vdisk.flush();
   const views = vdisk.cachedViews(0, 2 * BLOCK)!; // what a large read sends straight from the cache
   expect(views).toHaveLength(2);
   for (let i = 8; i < 24; i++) {
-    await vdisk.write(data[i], i * BLOCK, false);
+    await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
     await vdisk.flush(); // clean, so the next write evicts and reuses a buffer
   }
   expect(Buffer.from(views[0]).equals(data[0])).toBe(true);

@@ -1,11 +1,12 @@
 // A write spanning blocks that must be fetched first, where one fetch fails: the request must not
-// be answered (and its payload buffer handed back for reuse) while another segment still waits
-// to copy from that payload.
+// be answered (after which its payload's bytes are no longer promised to stay) while another
+// segment still waits to copy from that payload.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
+import { Payload } from "../../vdisk/nbd/payload.ts";
 import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
@@ -20,14 +21,14 @@ test("a write whose first block fails to fetch settles only after its other bloc
   await manager.create("disk", 8 * BLOCK, { blockSize: BLOCK });
   const vdisk = await manager.openVdisk("disk");
   const base = Array.from({ length: 4 }, (_, i) => randomBytes(BLOCK, 50 + i));
-  for (let i = 0; i < 4; i++) await vdisk.write(base[i], i * BLOCK, false);
+  for (let i = 0; i < 4; i++) await vdisk.write(Payload.of(base[i]), i * BLOCK, false);
   await vdisk.flush();
 
   // 4 KiB at the end of block 0 and 4 KiB at the start of block 1, both needing a fetch.
   const payload = new Uint8Array(8192).fill(0xaa);
   store.gate.gets = true;
-  const write = Promise.resolve(vdisk.write(payload, BLOCK - 4096, false));
-  // What the connection does once the request settles: the pooled payload goes to the next request.
+  const write = Promise.resolve(vdisk.write(Payload.of(payload), BLOCK - 4096, false));
+  // Once the request settles the payload's bytes may change: model that by overwriting them.
   const answered = write.then(
     () => payload.fill(0xbb),
     () => payload.fill(0xbb),

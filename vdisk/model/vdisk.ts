@@ -14,6 +14,7 @@
 import { getBlock, putMany, type BlockBackend, type BlockRef, type EncodedBlock, type StoreError } from "../../store/index.ts";
 import type { BlockExport, BlockSizes, Extent, ZeroOptions } from "../nbd/export.ts";
 import { NbdError } from "../nbd/errors.ts";
+import { Payload } from "../nbd/payload.ts";
 import { EIO, ENOTSUP } from "../nbd/protocol.ts";
 import { isAllZero, segments } from "../segments.ts";
 import { BlockMap } from "./block-map.ts";
@@ -171,10 +172,10 @@ export class Vdisk implements BlockExport {
     if (waits) return Promise.all(waits).then(() => {});
   }
 
-  write(data: Uint8Array, offset: number, fua: boolean): void | Promise<void> {
+  write(data: Payload, offset: number, fua: boolean): void | Promise<void> {
     let waits: Promise<void>[] | null = null;
     for (const s of segments(offset, data.length, this.bs)) {
-      const r = this.writeSegment(s.block, s.within, data.subarray(s.at, s.at + s.length));
+      const r = this.writeSegment(s.block, s.within, data, s.at, s.length);
       if (r) (waits ??= []).push(r);
     }
     return this.afterWrite(waits, fua);
@@ -221,7 +222,7 @@ export class Vdisk implements BlockExport {
       if (slow) throw new NbdError(ENOTSUP, "zeroing part of a block that is not cached needs a fetch", { export: this.name, offset, length });
     }
     let waits: Promise<void>[] | null = null;
-    let zeroes: Uint8Array | null = null;
+    let zeroes: Payload | null = null;
     for (const s of segs) {
       if (s.length === this.bs) {
         this.dropEntry(s.block);
@@ -230,8 +231,8 @@ export class Vdisk implements BlockExport {
         continue;
       }
       if (!this.cacheMap.has(s.block) && this.map.isHole(s.block)) continue;
-      zeroes ??= new Uint8Array(this.bs);
-      const r = this.writeSegment(s.block, s.within, zeroes.subarray(0, s.length));
+      zeroes ??= Payload.of(new Uint8Array(this.bs));
+      const r = this.writeSegment(s.block, s.within, zeroes, 0, s.length);
       if (r) (waits ??= []).push(r);
     }
     return this.afterWrite(waits, opts.fua);
@@ -378,27 +379,27 @@ export class Vdisk implements BlockExport {
     return p;
   }
 
-  /** Applies one in-block write; a promise only when the block must be fetched first. */
-  private writeSegment(block: number, within: number, src: Uint8Array): Promise<void> | null {
+  /** Applies `length` bytes of `src` from `at` inside one block; a promise only when the block must be fetched first. */
+  private writeSegment(block: number, within: number, src: Payload, at: number, length: number): Promise<void> | null {
     const e = this.cacheMap.get(block);
     if (e) {
-      e.data.set(src, within);
+      src.copyTo(e.data, within, at, length);
       this.touch(block, e);
       this.markDirty(e);
-    } else if (src.length === this.bs) {
+    } else if (length === this.bs) {
       // Inserted dirty, so the eviction that insert() may run cannot drop it.
       const data = this.blockBuffer();
-      data.set(src);
+      src.copyTo(data, 0, at, length);
       this.insert(block, { data, dirty: true, version: 1 });
     } else if (this.map.isHole(block)) {
       const data = this.blockBuffer();
       data.fill(0);
-      data.set(src, within);
+      src.copyTo(data, within, at, length);
       this.insert(block, { data, dirty: true, version: 1 });
     } else {
       this.fetchingForWrite.set(block, (this.fetchingForWrite.get(block) ?? 0) + 1);
       return this.load(block)
-        .then(() => this.writeSegment(block, within, src) ?? undefined)
+        .then(() => this.writeSegment(block, within, src, at, length) ?? undefined)
         .finally(() => {
           const n = this.fetchingForWrite.get(block)! - 1;
           if (n > 0) this.fetchingForWrite.set(block, n);
@@ -547,8 +548,9 @@ export class Vdisk implements BlockExport {
 /**
  * Waits for every segment of a write, then fails with the first failure. Promise.all would fail
  * as soon as one block's fetch fails, while the other segments still wait for theirs and copy
- * from the payload afterwards: by then the connection has answered the request and handed the
- * payload buffer to the pool, so another request's bytes would land in those blocks.
+ * from the payload afterwards: by then the connection has answered the request and the payload is
+ * no longer promised to be valid, and a later write the client made to those blocks after the
+ * error would be overwritten by this one's stale bytes.
  */
 async function allLanded(pending: Promise<void>[]): Promise<void> {
   for (const r of await Promise.allSettled(pending)) if (r.status === "rejected") throw r.reason;

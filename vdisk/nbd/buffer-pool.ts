@@ -1,8 +1,7 @@
-// Reuses large I/O buffers: replies to reads that are not served from memory, and write payloads
-// that arrived in several socket chunks. A fresh multi-megabyte allocation is new pages from the
+// Reuses large I/O buffers: replies to reads that are not served from memory. A fresh multi-megabyte allocation is new pages from the
 // kernel (page faults and zeroing on first touch, unmapping when collected); sequential 1 MiB
 // requests would pay that for every one. Reply buffers come back once the socket has taken all
-// their bytes, payloads once the export has applied them.
+// their bytes.
 
 export const MIN_POOLED = 64 * 1024;
 const MAX_POOLED_BYTES = 64 * 1024 * 1024;

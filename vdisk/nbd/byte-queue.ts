@@ -1,5 +1,6 @@
 // The bytes received on a connection and not yet parsed. take() returns a view into the received
-// chunk when the wanted bytes lie in one chunk (the common case), and copies only when they straddle.
+// chunk when the wanted bytes lie in one chunk (the common case), and copies only when they straddle;
+// takeViews() never copies.
 
 export class ByteQueue {
   private chunks: Uint8Array[] = [];
@@ -12,8 +13,8 @@ export class ByteQueue {
     this.length += chunk.length;
   }
 
-  /** The next n bytes; when they straddle chunks they are copied into `alloc(n)` (default: a new array). */
-  take(n: number, alloc: (n: number) => Uint8Array = (k) => new Uint8Array(k)): Uint8Array {
+  /** The next n bytes; when they straddle chunks they are copied into a new array. */
+  take(n: number): Uint8Array {
     if (n > this.length) throw new RangeError(`take(${n}) with ${this.length} bytes queued`);
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
@@ -22,7 +23,7 @@ export class ByteQueue {
       this.advance(n);
       return out;
     }
-    const out = alloc(n);
+    const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0];
@@ -32,6 +33,20 @@ export class ByteQueue {
       this.advance(k);
     }
     return out;
+  }
+
+  /** The next n bytes as views of the chunks they lie in, in order. */
+  takeViews(n: number): Uint8Array[] {
+    if (n > this.length) throw new RangeError(`takeViews(${n}) with ${this.length} bytes queued`);
+    const views: Uint8Array[] = [];
+    while (n > 0) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length - this.head, n);
+      views.push(c.subarray(this.head, this.head + k));
+      this.advance(k);
+      n -= k;
+    }
+    return views;
   }
 
   skip(n: number): void {

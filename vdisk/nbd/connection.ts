@@ -5,6 +5,7 @@
 import type { BlockExport, Extent } from "./export.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { ReplyWriter } from "./reply-writer.ts";
+import { Payload } from "./payload.ts";
 import { MIN_POOLED, ioBuffers } from "./buffer-pool.ts";
 import { Negotiator, type ExportRegistry, type Session } from "./handshake.ts";
 import { NbdError, NbdProtocolError, errnoOf } from "./errors.ts";
@@ -161,9 +162,7 @@ export class NbdConnection {
         const req = this.pendingWrite;
         if (this.queue.length < req.length) return;
         this.pendingWrite = null;
-        let pooled: Uint8Array | null = null;
-        const payload = this.queue.take(req.length, (n) => (pooled = ioBuffers.take(n)));
-        this.start(req, payload, pooled);
+        this.start(req, new Payload(this.queue.takeViews(req.length)));
         continue;
       }
       if (this.queue.length < P.REQUEST_HEADER_LENGTH) return;
@@ -218,7 +217,7 @@ export class NbdConnection {
   }
 
   /** Validates and runs one request; its reply is queued when it settles. */
-  private start(req: Request, payload: Uint8Array | null, pooled: Uint8Array | null = null): void {
+  private start(req: Request, payload: Payload | null): void {
     const exp = this.session!.export;
     if (req.type === P.CMD_READ && this.readCached(req, exp)) return;
     const held = req.type === P.CMD_READ ? req.length : 0;
@@ -228,7 +227,6 @@ export class NbdConnection {
     const done = () => {
       this.inflightRequests--;
       this.inflightBytes -= held + payloadBytes;
-      if (pooled) ioBuffers.give(pooled); // the export copied what it keeps
       this.updateFlow();
     };
     let result: void | Promise<void>;
@@ -271,7 +269,7 @@ export class NbdConnection {
     }
   }
 
-  private dispatch(req: Request, payload: Uint8Array | null, exp: BlockExport): void | Promise<void> {
+  private dispatch(req: Request, payload: Payload | null, exp: BlockExport): void | Promise<void> {
     const fua = (req.flags & P.CMD_FLAG_FUA) !== 0;
     switch (req.type) {
       case P.CMD_READ:

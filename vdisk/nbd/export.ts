@@ -1,6 +1,7 @@
 // What the NBD server serves: an export is a plugin in the nbdkit sense. The server validates
 // every request (ranges, flags, read-only, alignment) before calling it, so an export only
 // implements storage. Methods may return synchronously: a cache hit then costs no promise.
+import type { Payload } from "./payload.ts";
 
 export interface Extent {
   length: number;
@@ -52,8 +53,11 @@ export interface BlockExport {
    * which a read concurrent with that write is allowed to see.
    */
   cachedViews(offset: number, length: number): Uint8Array[] | null;
-  /** Stores `data` (which the export must copy if it keeps it) at `offset`. */
-  write(data: Uint8Array, offset: number, fua: boolean): MaybePromise<void>;
+  /**
+   * Stores `data` at `offset`. The export copies what it keeps; the payload's bytes stay valid
+   * and unchanged until the returned promise settles.
+   */
+  write(data: Payload, offset: number, fua: boolean): MaybePromise<void>;
   /** Makes every write that has completed durable. */
   flush(): MaybePromise<void>;
   trim(offset: number, length: number, fua: boolean): MaybePromise<void>;
