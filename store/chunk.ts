@@ -33,7 +33,10 @@ function seal(plain: Uint8Array, key: Uint8Array): Uint8Array {
   const cipher = createCipheriv("aes-256-gcm", key, nonceOf(key), { authTagLength: TAG_LENGTH });
   const body = cipher.update(snappyCompress(plain));
   cipher.final(); // GCM yields no further bytes; this computes the tag
-  const data = new Uint8Array(body.length + TAG_LENGTH);
+  // Not zero-filled (every byte is written next), and never a slice of a shared pool: a vdisk
+  // encoder transfers data.buffer to another thread. A plain Uint8Array, whose slice() copies.
+  const size = body.length + TAG_LENGTH;
+  const data = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
   data.set(body, 0);
   data.set(cipher.getAuthTag(), body.length);
   return data;

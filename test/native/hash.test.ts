@@ -115,6 +115,13 @@ describe("snappy (raw)", () => {
     }
   });
 
+  test("outputs kept while later inputs of other sizes compress (a reused scratch) stay intact", () => {
+    // Big first, then smaller ones, then one past the per-thread scratch's limit, then small again.
+    const inputs = [300_000, 65536, 10, 5 * 1024 * 1024, 4096, 0].map((n, i) => (i % 2 ? randomBig(n) : ascii("vdisk ".repeat(Math.ceil(n / 6)).slice(0, n))));
+    const outputs = inputs.map((d) => snappyCompress(d));
+    outputs.forEach((c, i) => expect(snappyDecompress(c, 8 << 20)).toEqual(inputs[i]));
+  });
+
   test("corrupt input and oversize claims are RangeErrors", () => {
     const c = snappyCompress(ascii("hello hello hello hello hello"));
     expect(() => snappyDecompress(c.subarray(0, c.length - 2))).toThrow(RangeError);
