@@ -85,23 +85,38 @@ export function clearDeadMount(path: string): boolean {
 const newReader = () => new Worker(new URL("./reader.ts", import.meta.url).href);
 
 /**
- * One reader thread started ahead of need: booting a worker (a JS heap, reader.ts loaded) costs
+ * One reader thread kept ahead of need: booting a worker (a JS heap, reader.ts loaded) costs
  * milliseconds, and a container's first start waits for its flist mount. The spare idles unref'd
- * (it never keeps the process alive) until a mount takes it; the next one is started after that mount
- * is up, so it never competes with the INIT handshake. Exactly one spare exists at a time.
+ * (it never keeps the process alive) until a mount takes it. Exactly one spare exists at a time.
+ * It comes back two ways, neither on a mount's heels: a reader whose mount ended is idle again and
+ * becomes the spare (no boot at all), and otherwise a fresh one boots once no mount was made for
+ * SPARE_DELAY_MS, so its boot does not compete with the container that mount was made for.
  */
 let spare: Worker | null = null;
+const SPARE_DELAY_MS = 1000;
+let spareTimer: ReturnType<typeof setTimeout> | null = null;
 
-function startSpare(): void {
-  if (spare) return;
-  const w = newReader();
+/** Keeps `w` (a worker idle in reader.ts, waiting for a ReaderStart) as the spare; false if one exists. */
+function keepSpare(w: Worker): boolean {
+  if (spare) return false;
   w.unref();
-  // A spare that failed to boot is dropped; the next mount starts its own reader.
+  w.onmessage = null;
+  // A spare that failed is dropped; the next mount starts its own reader.
   w.onerror = () => {
     if (spare === w) spare = null;
     w.terminate();
   };
   spare = w;
+  return true;
+}
+
+function startSpareLater(): void {
+  if (spareTimer) clearTimeout(spareTimer);
+  spareTimer = setTimeout(() => {
+    spareTimer = null;
+    if (!spare) keepSpare(newReader());
+  }, SPARE_DELAY_MS);
+  spareTimer.unref();
 }
 
 function takeReader(): Worker {
@@ -111,7 +126,7 @@ function takeReader(): Worker {
   return w;
 }
 
-startSpare();
+keepSpare(newReader());
 
 export class FuseSession {
   readonly fds: number[] = [];
@@ -171,7 +186,7 @@ export class FuseSession {
       s.unmount();
       throw err instanceof FlistError ? err : new FlistError("mount", `FUSE session setup failed: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
     } finally {
-      startSpare();
+      startSpareLater();
     }
     return s;
   }
@@ -193,14 +208,16 @@ export class FuseSession {
       const m = e.data;
       if (m instanceof Uint8Array) this.dispatch(fd, m);
       else if ("released" in m) this.handler.released?.(m.released);
-      else this.readerStopped(m.closed);
+      else this.readerStopped(m.closed, w);
     };
-    w.onerror = (e) => this.readerStopped(String(e.message));
+    w.onerror = (e) => this.readerStopped(String(e.message), null);
     const start: ReaderStart = { fd, index, stride: this.fds.length, counts: this.opcodeCounts };
     w.postMessage(start);
   }
 
-  private readerStopped(why: string): void {
+  /** `idle`: the worker whose reader returned (it waits for a new start), null if the worker failed. */
+  private readerStopped(why: string, idle: Worker | null): void {
+    if (idle && keepSpare(idle)) this.workers.splice(this.workers.indexOf(idle), 1);
     if (--this.openReaders > 0) return;
     this.initDone(new FlistError("mount", `FUSE connection closed before INIT (${why})`, { path: this.opts.mountpoint }));
     for (const w of this.workers) w.terminate();
