@@ -43,6 +43,27 @@ test("mountFlist mounts, serves, counts requests and unmounts", async () => {
   await m.closed;
 });
 
+test("a missing name is cached by the kernel as a negative entry: ENOENT to callers, one LOOKUP", async () => {
+  const mnt = join(dir, "mnt-negative");
+  mkdirSync(mnt);
+  const m = await mountFlist({ flist: join(dir, "x.fl"), mountpoint: mnt, cacheDir: join(dir, "cache"), cacheBytes: 64 << 20 });
+  // Five lstats in each of two processes: the kernel's dentry cache is shared, so only the first asks us.
+  const lstats = `import os, sys
+for _ in range(5):
+    try:
+        os.lstat(sys.argv[1]); print("found")
+    except FileNotFoundError:
+        print("ENOENT")`;
+  try {
+    const before = m.requestCounts().LOOKUP ?? 0;
+    for (let i = 0; i < 2; i++) expect(await child(["python3", "-c", lstats, join(mnt, "sub/nope")])).toBe("ENOENT\n".repeat(5));
+    // "sub" once, "nope" once; an ENOENT reply would be asked again on every lstat.
+    expect(m.requestCounts().LOOKUP).toBe(before + 2);
+  } finally {
+    await m.unmount();
+  }
+});
+
 test("pack shows a progress bar on a terminal", () => {
   const r = Bun.spawnSync(["script", "-qec", `${bun} ${cli} pack ${join(dir, "src")} -o ${join(dir, "y.fl")} -s dir://${join(dir, "store")}`, "/dev/null"], { stdout: "pipe", stderr: "pipe" });
   expect(r.exitCode).toBe(0);
