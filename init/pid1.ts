@@ -7,7 +7,7 @@ import { finishPid1Shutdown } from "./boot/final.ts";
 import { mountEarly } from "./boot/mounts.ts";
 import { loadBootModules, loadServiceModules } from "./boot/modules.ts";
 import { makeStaticNodes } from "./boot/static-nodes.ts";
-import { firstLease, startNetworking } from "./boot/network.ts";
+import { startNetworking } from "./boot/network.ts";
 import { prepareStateDir } from "./boot/state.ts";
 import { startTimeSync } from "./boot/time.ts";
 import { Health } from "./health.ts";
@@ -20,8 +20,6 @@ import { buildTrust } from "./trust-setup.ts";
 const log = logger("boot");
 export const defaultConfigDir = "/etc/zos/services";
 export const defaultKeysFile = "/etc/zos/keys";
-/** Longest wait for a DHCP lease before the service modules load anyway (no DHCP server, no NIC). */
-const SERVICE_MODULES_MAX_WAIT_MS = 10_000;
 
 function step(health: Health, name: string, fn: () => void): void {
   try {
@@ -91,9 +89,8 @@ export function runPid1(args: InitArgs): NodeRuntime | null {
   if (!skip.has("network")) step(health, "network", () => startNetworking(node.supervisor, health));
   if (!skip.has("time")) step(health, "time-sync", () => startTimeSync(cmdline.ntp, health));
   if (node.nodeId) step(health, "rpc", () => node.startRpc());
-  // what no boot step needs loads once the RPC answers and a NIC has its address (modprobe would
-  // compete with DHCP for the CPUs); until then the kernel loads a module on first use
-  if (bootModules) void firstLease(SERVICE_MODULES_MAX_WAIT_MS).then(() => loadServiceModules(bootModules, health));
+  // what no boot step needs loads once the RPC answers (until then the kernel loads on first use)
+  if (bootModules) void loadServiceModules(bootModules, health);
 
   process.on("SIGINT", () => void node.requestShutdown("reboot", "SIGINT (ctrl-alt-del)"));
   process.on("SIGTERM", () => void node.requestShutdown("reboot", "SIGTERM"));

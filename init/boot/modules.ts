@@ -15,7 +15,7 @@
 //   modules.alias  "alias <pattern> <module name>"; the pattern is an fnmatch(3) glob (* ? [...])
 //                  over a modalias string such as "pci:v00001AF4d00001000sv...bc02sc00i00".
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
-import { release } from "node:os";
+import { release, setPriority } from "node:os";
 import { basename, join } from "node:path";
 import type { Health } from "../health.ts";
 import { EEXIST, ENODEV, finitModule, initModule, LibcError } from "../libc.ts";
@@ -25,6 +25,8 @@ const log = logger("modules");
 
 /** The kernel's usermode helper for request_module(); in the image a link to busybox. */
 export const MODPROBE = "/sbin/modprobe";
+/** Nice value of the background modprobe. */
+const LOWEST_PRIORITY = 19;
 /** Rounds of "match, load, look again": each round can only add devices behind a new bus driver. */
 const MAX_HARDWARE_ROUNDS = 5;
 
@@ -285,6 +287,12 @@ export async function loadServiceModules(boot: BootModules, health: Health, modp
   try {
     if (names.length === 0) return names;
     const proc = Bun.spawn([modprobe, "-a", ...names], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    // background work: the first RPC answers and the DHCP hook go first on a busy (or emulated) CPU
+    try {
+      setPriority(proc.pid, LOWEST_PRIORITY);
+    } catch {
+      // it has exited already
+    }
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     // "No such device" is a module for hardware this machine lacks (efivarfs without EFI): not a failure
     const complaints = stderr.split("\n").filter((l) => l.trim() && !/No such device/.test(l));

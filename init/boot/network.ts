@@ -84,17 +84,6 @@ export function currentLeases(dir = leaseDir): Lease[] {
   });
 }
 
-/**
- * Resolves true once some NIC holds a lease, or false after `maxMs` (a NIC may have no DHCP server
- * at all). Boot defers background work until then, so the node is reachable sooner.
- */
-export async function firstLease(maxMs: number, dir = leaseDir): Promise<boolean> {
-  for (const deadline = performance.now() + maxMs; performance.now() < deadline; await Bun.sleep(100)) {
-    if (existsSync(dir) && readdirSync(dir).length > 0) return true;
-  }
-  return false;
-}
-
 /** Brings lo up and keeps a dhcp-<nic> service for every NIC, including ones that appear later. */
 export function startNetworking(sup: Supervisor, health: Health): void {
   try {
