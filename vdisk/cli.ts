@@ -72,19 +72,31 @@ async function serve(manager: VdiskManager, p: Parsed): Promise<void> {
   }
   for (const u of unixes) console.log(JSON.stringify({ listening: server.listen({ unix: u }), exports: names }));
   let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      // The operator chose not to wait for the flush (bounded by the store's per-operation timeout).
+      console.error(`zvdisk: ${signal} again: exiting without waiting for the flush; ${dirtySummary(manager)} lost`);
+      process.exit(1);
+    }
     stopping = true;
+    console.error(`zvdisk: ${signal}: flushing ${dirtySummary(manager)} before exiting (${signal} again exits at once)`);
     try {
       await closeAll(manager, server);
       process.exit(0);
     } catch (err) {
-      console.error(`zvdisk: flushing on shutdown failed: ${(err as Error).stack ?? err}`);
+      if (err instanceof VdiskError) console.error(`zvdisk: ${err.message} (${err.code})`);
+      else console.error(`zvdisk: flushing on shutdown failed: ${(err as Error)?.stack ?? err}`);
       process.exit(1);
     }
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+function dirtySummary(manager: VdiskManager): string {
+  const open = manager.openVdisks();
+  const blocks = open.reduce((n, v) => n + v.dirtyBlocks, 0);
+  return `${blocks} dirty blocks of ${open.length} open vdisks`;
 }
 
 async function main(argv: string[]): Promise<void> {

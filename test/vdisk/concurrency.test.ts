@@ -42,14 +42,17 @@ test("raising the limit mid-run starts more workers", async () => {
   expect(active).toBe(40);
 });
 
-test("an empty run is done at once; a failure rejects after the rest settle", async () => {
+test("an empty run is done at once; after a failure nothing new starts, and it rejects once the started ones settle", async () => {
   await new BoundedRun<number>([], 4, async () => {}).done;
+  const started: number[] = [];
   const finished: number[] = [];
   const run = new BoundedRun([1, 2, 3, 4], 2, async (i) => {
+    started.push(i);
     if (i === 2) throw new Error("put failed");
     await Bun.sleep(1);
     finished.push(i);
   });
   await expect(run.done).rejects.toThrow("put failed");
-  expect(finished.sort()).toEqual([1, 3, 4]);
+  expect(started).toEqual([1, 2]);
+  expect(finished).toEqual([1]);
 });

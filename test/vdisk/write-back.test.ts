@@ -118,3 +118,31 @@ test("evicted block buffers are reused for new writes, but never one whose views
   }
   await manager.close();
 });
+
+test("a flush stops starting batches after one fails, so a dead store costs one timeout, not one per round of batches", async () => {
+  const store = new GatedStore({ puts: true, gets: false });
+  const catalog = await openCatalog(`dir://${join(dir, "stop")}`);
+  // putConcurrency 8: one batch of 8 blocks at a time; 32 dirty blocks stay under the write-back mark.
+  const manager = new VdiskManager({ store, catalog, cacheBytes: 256 * BLOCK, writebackIntervalMs: 0, putConcurrency: 8, log: () => {} });
+  await manager.create("stop", 64 * BLOCK, { blockSize: BLOCK });
+  const vdisk = await manager.openVdisk("stop");
+  for (let i = 0; i < 32; i++) await vdisk.write(Payload.of(randomBytes(BLOCK, 300 + i)), i * BLOCK, false);
+  const flush = vdisk.flush();
+  let settled = false;
+  flush.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await store.waitingFor(8);
+  for (const w of store.waiting.splice(0)) w.fail(new Error("backend down"));
+  // Either the flush gives up, or (the old way) the next batch's puts start.
+  while (!settled && store.waiting.length === 0) await Bun.sleep(2);
+  expect(store.waiting.length).toBe(0);
+  await expect(flush).rejects.toThrow("backend down");
+  expect(vdisk.dirtyBlocks).toBe(32);
+  store.gate.puts = false;
+  await vdisk.flush();
+  expect(vdisk.dirtyBlocks).toBe(0);
+  expect((await manager.info("stop")).allocatedBlocks).toBe(32);
+  await manager.close();
+});

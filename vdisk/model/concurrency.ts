@@ -41,8 +41,11 @@ export class ReadWriteLock {
 
 /**
  * Runs fn over items with at most `limit` running at once; the limit can be raised while it runs
- * (a background write-back that a client's FLUSH now waits for). Rejects with the first failure
- * once everything started has settled.
+ * (a background write-back that a client's FLUSH now waits for). After a failure no item is
+ * started: against a store that stopped answering, each further round would wait out another
+ * per-operation timeout, so a flush of a large cache (a shutdown's) would take rounds x timeout
+ * to give up rather than one timeout. Rejects with the first failure once everything started has
+ * settled; the items not run are the caller's to retry.
  */
 export class BoundedRun<T> {
   private next = 0;
@@ -72,7 +75,7 @@ export class BoundedRun<T> {
   }
 
   private fill(): void {
-    while (this.active < this.limit && this.next < this.items.length) {
+    while (!this.failed && this.active < this.limit && this.next < this.items.length) {
       this.active++;
       void this.worker();
     }
@@ -80,7 +83,7 @@ export class BoundedRun<T> {
   }
 
   private async worker(): Promise<void> {
-    while (this.next < this.items.length && this.active <= this.limit) {
+    while (!this.failed && this.next < this.items.length && this.active <= this.limit) {
       const item = this.items[this.next++];
       try {
         await this.fn(item);
@@ -92,7 +95,7 @@ export class BoundedRun<T> {
       }
     }
     this.active--;
-    if (this.active === 0 && this.next >= this.items.length) this.settle();
+    if (this.active === 0 && (this.failed || this.next >= this.items.length)) this.settle();
   }
 
   private settle(): void {

@@ -26,19 +26,19 @@ export class EncoderPool {
   private worker(): Worker {
     if (this.workers.length < this.size) {
       const w = new Worker(new URL("./encode-worker.ts", import.meta.url).href);
-      w.unref();
+      if (this.pending.size === 0) w.unref();
       w.onmessage = (e: MessageEvent<{ seq: number; blocks?: EncodedBlock[]; plains: ArrayBuffer[]; error?: string }>) => {
         this.keepSpares(e.data.plains);
         const p = this.pending.get(e.data.seq);
         if (!p) return;
-        this.pending.delete(e.data.seq);
+        this.forget(e.data.seq);
         if (e.data.error !== undefined) p.reject(new Error(`block encoding failed: ${e.data.error}`));
         else p.resolve(e.data.blocks!);
       };
       w.onerror = (e) => {
         // A dead worker fails everything in flight; callers retry on the next flush.
         for (const [seq, p] of this.pending) {
-          this.pending.delete(seq);
+          this.forget(seq);
           p.reject(new Error(`encoder worker failed: ${e.message}`));
         }
       };
@@ -58,9 +58,21 @@ export class EncoderPool {
     });
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) for (const w of this.workers) w.ref();
       this.pending.set(seq, { resolve, reject });
       this.worker().postMessage({ seq, plains: copies }, copies);
     });
+  }
+
+  /**
+   * Idle workers are unref'd so they never keep the process alive, but one with work in flight
+   * must: on shutdown with the store's connections gone, a flush waiting only for its encoding
+   * otherwise lets the event loop run dry, and the process exits 0 with the dirty blocks unstored
+   * and unreported.
+   */
+  private forget(seq: number): void {
+    this.pending.delete(seq);
+    if (this.pending.size === 0) for (const w of this.workers) w.unref();
   }
 
   private keepSpares(buffers: ArrayBuffer[]): void {

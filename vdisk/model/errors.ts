@@ -8,7 +8,8 @@ export type VdiskErrorCode =
   | "busy" // the operation conflicts with a vdisk being served
   | "corrupt" // a record or map in the catalog or store does not parse
   | "missing-block" // the map names a block the store does not have
-  | "catalog"; // the catalog could not be read or written
+  | "catalog" // the catalog could not be read or written
+  | "unflushed"; // closing could not make every write durable
 
 export class VdiskError extends Error {
   constructor(

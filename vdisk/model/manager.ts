@@ -130,6 +130,11 @@ export class VdiskManager {
     return v;
   }
 
+  /** The vdisks open (being served) now. */
+  openVdisks(): Vdisk[] {
+    return [...this.open.values()];
+  }
+
   /** Flushes and forgets an open vdisk; it is forgotten even when the final flush fails. */
   async closeVdisk(name: string): Promise<void> {
     const v = this.open.get(name);
@@ -235,11 +240,17 @@ export class VdiskManager {
     });
   }
 
-  /** Flushes and closes every open vdisk. */
+  /**
+   * Flushes and closes every open vdisk. A vdisk whose flush fails is closed anyway; the error
+   * says, per vdisk, how many written blocks were never stored and so are lost.
+   */
   async close(): Promise<void> {
-    const failures: unknown[] = [];
-    for (const name of [...this.open.keys()]) await this.closeVdisk(name).catch((err) => failures.push(err));
+    const failures: { name: string; dirty: number; blockSize: number; err: unknown }[] = [];
+    // All at once: against a store that stopped answering, giving up costs one timeout, not one per vdisk.
+    await Promise.all([...this.open].map(([name, v]) => this.closeVdisk(name).catch((err) => failures.push({ name, dirty: v.dirtyBlocks, blockSize: v.info.blockSize, err }))));
     this.encoder.close();
-    if (failures.length) throw failures[0];
+    if (failures.length === 0) return;
+    const each = failures.map((f) => `vdisk ${f.name}: ${f.dirty} dirty blocks (${f.dirty * f.blockSize} bytes) not stored, lost (${(f.err as Error)?.message ?? f.err})`);
+    throw new VdiskError("unflushed", `closing without a complete flush; each vdisk keeps its state as of its last successful flush: ${each.join("; ")}`, { cause: failures[0].err });
   }
 }

@@ -111,6 +111,11 @@ export class Vdisk implements BlockExport {
     return this.record.size;
   }
 
+  /** Blocks written but not yet stored: what is lost if the process ends now. */
+  get dirtyBlocks(): number {
+    return this.dirtyBytes / this.bs;
+  }
+
   readCached(into: Uint8Array, offset: number): boolean {
     // Two passes, no allocation: a 4 KiB read is one block, and this is every cached read's path.
     const bs = this.bs;
