@@ -32,7 +32,7 @@ try {
 }
 
 if (isPid1) {
-  runPid1(args);
+  void runPid1(args);
   // keep the event loop alive even if every listener failed
   setInterval(() => {}, 1 << 30);
 } else {

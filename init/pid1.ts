@@ -35,7 +35,7 @@ function step(health: Health, name: string, fn: () => void): void {
  * each would act on the host kernel (its log and printk settings, modules, NICs, clock). */
 const skip = new Set((process.env.ZOS_BOOT_SKIP ?? "").split(",").filter(Boolean));
 
-export function runPid1(args: InitArgs): NodeRuntime | null {
+export async function runPid1(args: InitArgs): Promise<NodeRuntime | null> {
   const health = new Health();
   mountEarly(health);
   if (!skip.has("kmsg")) enableKmsg();
@@ -59,7 +59,9 @@ export function runPid1(args: InitArgs): NodeRuntime | null {
     }
     log.info(`RLIMIT_NOFILE ${getRlimit(RLIMIT_NOFILE).soft}`);
   });
-  const bootModules = skip.has("modules") ? null : loadBootModules(health);
+  // resolves once the disk controllers are in too: the state disk (and so the node id DHCP sends as
+  // hostname) is looked for after it
+  const bootModules = skip.has("modules") ? null : await loadBootModules(health);
   // modules left to load on first use need their /dev node to be there to be asked for (/dev/fuse)
   if (bootModules) step(health, "static-nodes", () => void makeStaticNodes(bootModules.modules.dir));
 

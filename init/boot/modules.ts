@@ -2,7 +2,9 @@
 // /lib/modules/<release> (in-process for the hardware: gunzip and init_module(2), no kmod):
 //  1. drivers for the hardware present: every device's modalias (/sys/bus/*/devices/*/modalias and
 //     the CPU's) matched against modules.alias, repeated while loading makes new devices appear
-//     (virtio_pci creates the virtio devices virtio_net and virtio_blk bind to);
+//     (virtio_pci creates the virtio devices virtio_net and virtio_blk bind to). Disk controller
+//     drivers (ata, scsi, nvme) load in a `/sbin/modprobe -a` child meanwhile: their init_module
+//     waits for the bus scan (ahci probing empty SATA ports, ~0.4 s), which the NIC drivers need not;
 //  2. after the RPC is up, in a child process (`/sbin/modprobe -a`, busybox's), every other module
 //     the image ships that no device alias claims: FUSE, NBD, overlayfs, bridge/veth/nftables, ...
 //     Until then the kernel loads what it is asked for through /sbin/modprobe (request_module():
@@ -29,6 +31,40 @@ export const MODPROBE = "/sbin/modprobe";
 const LOWEST_PRIORITY = 19;
 /** Rounds of "match, load, look again": each round can only add devices behind a new bus driver. */
 const MAX_HARDWARE_ROUNDS = 5;
+/** Where depmod puts the drivers whose loading scans a storage bus (module paths in modules.dep). */
+const DISK_CONTROLLER_DIRS = /^kernel\/drivers\/(ata|scsi|nvme)\//;
+/** Bound on the disk controllers' modprobe: the state disk waits for it, and a SATA link that never
+ * answers costs libata ~10 s per reset try; past this the boot goes on without the state disk. */
+const DISK_CONTROLLERS_TIMEOUT_MS = 30_000;
+
+/** A modprobe child that failed (exit status, signal, or its complaints on stderr). */
+export class ModprobeError extends Error {
+  constructor(readonly modprobe: string, readonly names: string[], readonly reason: string) {
+    super(`${modprobe} -a ${names.join(" ")}: ${reason}`);
+    this.name = "ModprobeError";
+  }
+}
+
+/**
+ * Loads `names` (and their dependencies; loaded ones are skipped) in a busybox `modprobe -a` child.
+ * Rejects with a ModprobeError if it fails or outlives `timeoutMs` (then it is killed).
+ */
+export async function modprobeChild(names: string[], opts: { modprobe?: string; nice?: number; timeoutMs?: number } = {}): Promise<void> {
+  const modprobe = opts.modprobe ?? MODPROBE;
+  const proc = Bun.spawn([modprobe, "-a", ...names], { stdin: "ignore", stdout: "ignore", stderr: "pipe", timeout: opts.timeoutMs, killSignal: "SIGKILL" });
+  if (opts.nice !== undefined) {
+    try {
+      setPriority(proc.pid, opts.nice);
+    } catch {
+      // it has exited already
+    }
+  }
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (proc.signalCode) throw new ModprobeError(modprobe, names, `killed by ${proc.signalCode}${opts.timeoutMs ? ` (bound ${opts.timeoutMs} ms)` : ""}`);
+  // "No such device" is a module for hardware this machine lacks (efivarfs without EFI): not a failure
+  const complaints = stderr.split("\n").filter((l) => l.trim() && !/No such device/.test(l));
+  if (code !== 0 && complaints.length) throw new ModprobeError(modprobe, names, `exited ${code}: ${complaints.join("; ")}`);
+}
 
 export function parseModulesDep(text: string): Map<string, string[]> {
   const deps = new Map<string, string[]>();
@@ -180,6 +216,10 @@ export class ShippedModules {
     return this.#byName.has(name.replace(/-/g, "_"));
   }
 
+  isDiskController(name: string): boolean {
+    return DISK_CONTROLLER_DIRS.test(this.#byName.get(name.replace(/-/g, "_")) ?? "");
+  }
+
   /** Shipped modules that are no other shipped module's dependency and that no device alias claims. */
   serviceModules(deviceAliases: ModuleAlias[]): string[] {
     const needed = new Set([...this.deps.values()].flat());
@@ -239,10 +279,12 @@ export interface BootModules {
 }
 
 /**
- * Step 1: the drivers of the hardware present. Failures are logged and reported to `health` as
- * "modules"; null when the image ships no modules.
+ * Step 1: the drivers of the hardware present, disk controllers in a child process alongside the
+ * rest; resolves once all are loaded (or the child is past its bound), so the state disk can be
+ * looked for. Failures are logged and reported to `health` as "modules"; null when the image ships
+ * no modules.
  */
-export function loadBootModules(health: Health, dir = join("/lib/modules", release()), sys = "/sys"): BootModules | null {
+export async function loadBootModules(health: Health, dir = join("/lib/modules", release()), sys = "/sys", modprobe = MODPROBE): Promise<BootModules | null> {
   try {
     const modules = ShippedModules.open(dir);
     if (!modules) return null;
@@ -256,15 +298,38 @@ export function loadBootModules(health: Health, dir = join("/lib/modules", relea
       failed.push(...r.failed);
       present += r.present;
     };
+    const diskControllers: Promise<void>[] = [];
+    const inChild = (names: string[]) => {
+      const started = performance.now();
+      return modprobeChild(names, { modprobe, timeoutMs: DISK_CONTROLLERS_TIMEOUT_MS }).then(
+        () => {
+          log.debug(`${names.join(" ")} loaded by ${modprobe} in ${(performance.now() - started).toFixed(0)} ms`);
+          loaded.push(...names);
+        },
+        (e) => {
+          log.warn("disk controllers", (e as Error).message);
+          failed.push(...names);
+        },
+      );
+    };
     const tried = new Set<string>(), seen = new Set<string>();
-    for (let round = 0; round < MAX_HARDWARE_ROUNDS; round++) {
+    for (let round = 0; round < MAX_HARDWARE_ROUNDS; ) {
       const started = performance.now();
       const fresh = [...modulesForDevices(deviceAliases, deviceModaliases(sys, seen))].filter((n) => !tried.has(n) && modules.has(n));
       log.debug(`round ${round}: ${fresh.length} new driver(s) matched in ${(performance.now() - started).toFixed(0)} ms`);
-      if (fresh.length === 0) break;
+      if (fresh.length === 0) {
+        if (diskControllers.length === 0) break;
+        // the disks behind the controllers appear once these are loaded (sd_mod binds to them)
+        await Promise.all(diskControllers.splice(0));
+        continue;
+      }
+      round++;
       fresh.forEach((n) => tried.add(n));
-      load(fresh);
+      const disk = fresh.filter((n) => modules.isDiskController(n));
+      if (disk.length) diskControllers.push(inChild(disk));
+      load(fresh.filter((n) => !modules.isDiskController(n)));
     }
+    await Promise.all(diskControllers);
     log.info(`modules for this machine: ${loaded.length} loaded (${loaded.join(" ") || "none"}), ${present} already present, ${failed.length} failed`);
     if (failed.length) health.fail("modules", `failed: ${failed.join(", ")}`);
     else health.ok("modules", `${loaded.length} loaded`);
@@ -286,17 +351,8 @@ export async function loadServiceModules(boot: BootModules, health: Health, modp
   const names = boot.modules.serviceModules(boot.deviceAliases).filter((n) => !inKernel.has(n));
   try {
     if (names.length === 0) return names;
-    const proc = Bun.spawn([modprobe, "-a", ...names], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     // background work: the first RPC answers and the DHCP hook go first on a busy (or emulated) CPU
-    try {
-      setPriority(proc.pid, LOWEST_PRIORITY);
-    } catch {
-      // it has exited already
-    }
-    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-    // "No such device" is a module for hardware this machine lacks (efivarfs without EFI): not a failure
-    const complaints = stderr.split("\n").filter((l) => l.trim() && !/No such device/.test(l));
-    if (code !== 0 && complaints.length) throw new Error(`${modprobe} -a exited ${code}: ${complaints.join("; ")}`);
+    await modprobeChild(names, { modprobe, nice: LOWEST_PRIORITY });
     log.info(`service modules loaded: ${names.join(" ")}`);
     health.ok("service-modules", `${names.length} loaded`);
   } catch (e) {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { globToRegExp, modulesForDevices, parseDeviceAliases, ShippedModules } from "../../init/boot/modules.ts";
+import { globToRegExp, ModprobeError, modprobeChild, modulesForDevices, parseDeviceAliases, ShippedModules } from "../../init/boot/modules.ts";
 import { NODE_MODULES } from "../../initramfs/contents.ts";
 import { fetchKernel } from "../../initramfs/kernel.ts";
 import { gzippedModulesDep, ModuleError, moduleName, parseModulesDep, resolveModules, stageModules } from "../../initramfs/modules.ts";
@@ -169,4 +169,32 @@ describe("boot drivers by modalias", () => {
     // a name the image lacks is a failure before any syscall
     expect(shipped.load(["no_such_module"])).toEqual({ loaded: [], present: 0, failed: ["no_such_module"] });
   }, 180_000);
+});
+
+describe("modprobe child (disk controllers at boot, service modules after)", () => {
+  const fake = (body: string) => {
+    const path = join(dir, `modprobe-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(path, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return path;
+  };
+
+  test("complaints and a non-zero exit reject with the names asked for", async () => {
+    const modprobe = fake('echo "modprobe: can\'t load module ahci: Invalid argument" >&2; exit 1');
+    const err = await modprobeChild(["ahci", "nvme"], { modprobe }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModprobeError);
+    expect(err.names).toEqual(["ahci", "nvme"]);
+    expect(err.message).toContain("Invalid argument");
+  });
+
+  test("a module for hardware this machine lacks is not a failure", async () => {
+    const modprobe = fake('echo "modprobe: can\'t load module efivarfs: No such device" >&2; exit 1');
+    await modprobeChild(["efivarfs"], { modprobe });
+  });
+
+  test("a child past its bound is killed and reported", async () => {
+    const modprobe = fake("exec sleep 600");
+    const err = await modprobeChild(["ahci"], { modprobe, timeoutMs: 50 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ModprobeError);
+    expect(err.reason).toContain("SIGKILL");
+  });
 });
