@@ -325,9 +325,11 @@ export async function loadBootModules(health: Health, dir = join("/lib/modules",
       }
       round++;
       fresh.forEach((n) => tried.add(n));
-      const disk = fresh.filter((n) => modules.isDiskController(n));
+      const disk: string[] = [];
+      const other: string[] = [];
+      for (const n of fresh) (modules.isDiskController(n) ? disk : other).push(n);
       if (disk.length) diskControllers.push(inChild(disk));
-      load(fresh.filter((n) => !modules.isDiskController(n)));
+      load(other);
     }
     await Promise.all(diskControllers);
     log.info(`modules for this machine: ${loaded.length} loaded (${loaded.join(" ") || "none"}), ${present} already present, ${failed.length} failed`);

@@ -66,11 +66,6 @@ export class Network {
   }
 
   private async setupBridge(): Promise<void> {
-    await this.makeBridge();
-    this.bridgeUp = true;
-  }
-
-  private async makeBridge(): Promise<void> {
     const step = "bridge";
     if ((await runCommand(["ip", "link", "show", BRIDGE])).code !== 0) {
       await mustRun(["ip", "link", "add", BRIDGE, "type", "bridge"], step);
@@ -81,6 +76,7 @@ export class Network {
     // lets loopback-originated connections to a forwarded port be routed to the bridge
     writeFileSync(`/proc/sys/net/ipv4/conf/${BRIDGE}/route_localnet`, "1");
     if ((await runCommand(["nft", "list", "table", "ip", NFT_TABLE])).code !== 0) await mustRun(["nft", "-f", "-"], "nftables", { stdin: nftRuleset(this.ipam.subnet) });
+    this.bridgeUp = true;
   }
 
   /**

@@ -393,15 +393,9 @@ export class RpcServer {
 
 function callerOf(conn: Connection, key: Uint8Array): Caller {
   const last = conn.caller;
-  if (last && sameBytes(last.key, key)) return last;
+  if (last && Buffer.compare(last.key, key) === 0) return last;
   conn.caller = { key: new Uint8Array(key), id: keyId(key), object: publicKeyObject(key) };
   return conn.caller;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Maps errors from handlers to RPC errors: typed errors keep their code, anything else is internal. */
