@@ -3,11 +3,12 @@
 // of a mksquashfs image. Warm figures run each command once untimed first; the cold figure empties the
 // chunk cache and drops the kernel's caches, then reads the 512 MiB file from an erasure-coded store
 // (k=4 m=2 over six local zdb servers).
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { report, type BenchResult } from "./lib/report.ts";
+import { cpuSeconds } from "./lib/proc.ts";
 import { pack } from "../fuse-fs/pack.ts";
 import { ZdbProcess } from "../test/store/cluster.ts";
 import { isMounted, startMount, type MountProc } from "../test/fuse-fs/helpers.ts";
@@ -30,12 +31,6 @@ function timed(cmd: string, runs = 3): number {
     best = Math.min(best, (performance.now() - t0) / 1000);
   }
   return best;
-}
-
-/** CPU seconds (user + system, every thread) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 /** A cold read of the 512 MiB file: MB/s, and the CPU seconds the daemon spent on it (load-independent-ish). */

@@ -3,11 +3,12 @@
 // (the store is a local dir); the sustained-write figure streams 2 GiB through a 256 MiB cache into
 // an erasure-coded store (k=4 m=2) over six local zdb servers, ending with a flush, once with the
 // default block size and once with 128 KiB blocks (the alternative vdisk/README.md weighs).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { report, type BenchResult } from "./lib/report.ts";
+import { cpuSeconds } from "./lib/proc.ts";
 import { randomBytes } from "node:crypto";
 import { ZdbProcess } from "../test/store/cluster.ts";
 import { openBackend } from "../store/index.ts";
@@ -117,12 +118,6 @@ async function hotData(): Promise<BenchResult[]> {
     { name: "4 KiB random read latency p50, QD1", value: lat.ours.read.p50, unit: "µs", peer: PEER, peer_value: lat.peer.read.p50, higher_is_better: false, goal: "info" },
     { name: "4 KiB random read latency p99, QD1", value: lat.ours.read.p99, unit: "µs", peer: PEER, peer_value: lat.peer.read.p99, higher_is_better: false, goal: "info" },
   ];
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 /** CPU seconds of these processes over fn: what a GiB costs on the machine, however busy it is. */

@@ -10,7 +10,7 @@ import type { BenchResult } from "../lib/report.ts";
 import { ErasureStore, openBackend } from "../../store/index.ts";
 import { BenchBlocks } from "../../store/commands/bench.ts";
 import { ZdbProcess } from "../../test/store/cluster.ts";
-import { cpuSeconds } from "./proc.ts";
+import { cpuSeconds } from "../lib/proc.ts";
 
 const BLOCK = 512 * 1024;
 const BLOCKS = 2048; // 1 GiB

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BenchResult } from "../lib/report.ts";
 import { startZdb } from "../../test/store/zdb-process.ts";
-import { cpuSeconds } from "./proc.ts";
+import { cpuSeconds } from "../lib/proc.ts";
 
 interface Case {
   size: number;

@@ -4,6 +4,8 @@ import { openSync, writeSync, closeSync, ftruncateSync, mkdtempSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ByteQueue } from "../../vdisk/nbd/byte-queue.ts";
+import { VdiskManager } from "../../vdisk/model/manager.ts";
+import { openCatalog } from "../../vdisk/model/catalog.ts";
 import type { BlockBackend } from "../../store/index.ts";
 
 export interface RunResult {
@@ -249,4 +251,20 @@ export class GatedStore implements BlockBackend {
   async waitingFor(n: number): Promise<void> {
     while (this.waiting.length < n) await Bun.sleep(2);
   }
+}
+
+/**
+ * A vdisk `name` of `blocks` blocks over a GatedStore, its catalog in `dir`, with no periodic
+ * write-back: the cache size and put concurrency are what the write-back tests turn.
+ */
+export async function gatedVdisk(
+  dir: string,
+  name: string,
+  opts: { gate: { puts: boolean; gets: boolean }; blockSize: number; blocks: number; cacheBlocks: number; putConcurrency?: number },
+) {
+  const store = new GatedStore(opts.gate);
+  const catalog = await openCatalog(`dir://${join(dir, name)}`);
+  const manager = new VdiskManager({ store, catalog, cacheBytes: opts.cacheBlocks * opts.blockSize, writebackIntervalMs: 0, putConcurrency: opts.putConcurrency, log: () => {} });
+  await manager.create(name, opts.blocks * opts.blockSize, { blockSize: opts.blockSize });
+  return { store, manager, vdisk: await manager.openVdisk(name) };
 }

@@ -2,25 +2,16 @@
 // until a flush, a failed write-back retried; and small writes to uncached blocks through a tiny
 // cache, which must not evict each other's fetched blocks forever.
 import { afterAll, expect, test } from "bun:test";
-import { join } from "node:path";
 import { rmSync } from "node:fs";
-import { VdiskManager } from "../../vdisk/model/manager.ts";
-import { openCatalog } from "../../vdisk/model/catalog.ts";
 import { Payload } from "../../vdisk/nbd/payload.ts";
-import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
+import { gatedVdisk, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
 const dir = tempDir("vdisk-writeback-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function setup(name: string) {
-  const store = new GatedStore({ puts: true, gets: false });
-  const catalog = await openCatalog(`dir://${join(dir, name)}`);
-  // 8 blocks of cache: write-back starts past 4 dirty blocks, writers are held past 6.
-  const manager = new VdiskManager({ store, catalog, cacheBytes: 8 * BLOCK, writebackIntervalMs: 0, log: () => {} });
-  await manager.create(name, 64 * BLOCK, { blockSize: BLOCK });
-  return { store, manager, vdisk: await manager.openVdisk(name) };
-}
+// 8 blocks of cache: write-back starts past 4 dirty blocks, writers are held past 6.
+const setup = (name: string) => gatedVdisk(dir, name, { gate: { puts: true, gets: false }, blockSize: BLOCK, blocks: 64, cacheBlocks: 8 });
 
 /** Settles p and reports whether it had settled after a few turns of the event loop. */
 async function settledSoon(p: Promise<unknown>): Promise<boolean> {
@@ -120,12 +111,8 @@ test("evicted block buffers are reused for new writes, but never one whose views
 });
 
 test("a flush stops starting batches after one fails, so a dead store costs one timeout, not one per round of batches", async () => {
-  const store = new GatedStore({ puts: true, gets: false });
-  const catalog = await openCatalog(`dir://${join(dir, "stop")}`);
   // putConcurrency 8: one batch of 8 blocks at a time; 32 dirty blocks stay under the write-back mark.
-  const manager = new VdiskManager({ store, catalog, cacheBytes: 256 * BLOCK, writebackIntervalMs: 0, putConcurrency: 8, log: () => {} });
-  await manager.create("stop", 64 * BLOCK, { blockSize: BLOCK });
-  const vdisk = await manager.openVdisk("stop");
+  const { store, manager, vdisk } = await gatedVdisk(dir, "stop", { gate: { puts: true, gets: false }, blockSize: BLOCK, blocks: 64, cacheBlocks: 256, putConcurrency: 8 });
   for (let i = 0; i < 32; i++) await vdisk.write(Payload.of(randomBytes(BLOCK, 300 + i)), i * BLOCK, false);
   const flush = vdisk.flush();
   let settled = false;

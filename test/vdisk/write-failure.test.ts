@@ -2,24 +2,17 @@
 // be answered (after which its payload's bytes are no longer promised to stay) while another
 // segment still waits to copy from that payload.
 import { afterAll, expect, test } from "bun:test";
-import { join } from "node:path";
 import { rmSync } from "node:fs";
-import { VdiskManager } from "../../vdisk/model/manager.ts";
-import { openCatalog } from "../../vdisk/model/catalog.ts";
 import { Payload } from "../../vdisk/nbd/payload.ts";
-import { GatedStore, randomBytes, tempDir } from "./helpers.ts";
+import { gatedVdisk, randomBytes, tempDir } from "./helpers.ts";
 
 const BLOCK = 64 * 1024;
 const dir = tempDir("vdisk-write-failure-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test("a write whose first block fails to fetch settles only after its other blocks took their bytes", async () => {
-  const store = new GatedStore({ puts: false, gets: false });
-  const catalog = await openCatalog(`dir://${join(dir, "catalog")}`);
   // Two blocks of cache: after writing four and flushing, blocks 0 and 1 live only in the store.
-  const manager = new VdiskManager({ store, catalog, cacheBytes: 2 * BLOCK, writebackIntervalMs: 0, log: () => {} });
-  await manager.create("disk", 8 * BLOCK, { blockSize: BLOCK });
-  const vdisk = await manager.openVdisk("disk");
+  const { store, manager, vdisk } = await gatedVdisk(dir, "disk", { gate: { puts: false, gets: false }, blockSize: BLOCK, blocks: 8, cacheBlocks: 2 });
   const base = Array.from({ length: 4 }, (_, i) => randomBytes(BLOCK, 50 + i));
   for (let i = 0; i < 4; i++) await vdisk.write(Payload.of(base[i]), i * BLOCK, false);
   await vdisk.flush();

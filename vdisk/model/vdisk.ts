@@ -236,7 +236,7 @@ export class Vdisk implements BlockExport {
         continue;
       }
       if (!this.cacheMap.has(s.block) && this.map.isHole(s.block)) continue;
-      zeroes ??= Payload.of(new Uint8Array(this.bs));
+      zeroes ??= Payload.of(this.zeroBlock);
       const r = this.writeSegment(s.block, s.within, zeroes, 0, s.length);
       if (r) (waits ??= []).push(r);
     }
