@@ -7,9 +7,11 @@
 import { BLOCK_SIZE, Flist, ROOT_INO, S_IFMT, S_IFDIR, S_IFREG, type BlockRow, type Inode } from "./flist.ts";
 import type { BlockFetcher } from "./blocks.ts";
 import { ATTR_OUT, ENTRY_OUT, Errno, OUT_HEADER, Op, WRITE_OPS, direntSize, getU64, putAttr, putEntry, setU64, type Attr } from "./fuse/proto.ts";
-import { replyBuffer, type FuseHandler, type Reply, type Request } from "./fuse/session.ts";
+import { replyBuffer, type FixedReplies, type FuseHandler, type Reply, type Request } from "./fuse/session.ts";
 
 const TTL_SECS = 365 * 24 * 3600;
+/** What GETXATTR gets: flists record no extended attributes. */
+const NO_XATTR = Errno.ENODATA;
 const W_OK = 2;
 const BLKSIZE = 65536;
 
@@ -53,6 +55,21 @@ class Lru<K, V> {
 
 function toAttr(n: Inode): Attr {
   return { ino: n.ino, size: n.size, mtime: n.mtime, ctime: n.ctime, mode: n.mode, nlink: 1, uid: n.uid, gid: n.gid, rdev: n.rdev, blksize: BLKSIZE };
+}
+
+/** A LOOKUP reply; a miss is a cacheable negative entry (node id 0): the tree never changes. */
+function entryReply(n: Inode | null): Buffer {
+  const out = replyBuffer(ENTRY_OUT);
+  putEntry(new DataView(out.buffer, out.byteOffset + OUT_HEADER), 0, n ? toAttr(n) : null, TTL_SECS);
+  return out;
+}
+
+function attrReply(n: Inode): Buffer {
+  const out = replyBuffer(ATTR_OUT);
+  const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
+  setU64(dv, 0, TTL_SECS);
+  putAttr(dv, 16, toAttr(n));
+  return out;
 }
 
 function cstring(body: DataView, off = 0): string {
@@ -112,23 +129,14 @@ export class FlistFs implements FuseHandler {
       case Op.LOOKUP: {
         const d = this.dir(h.nodeid);
         if (!d) return this.node(h.nodeid) ? Errno.ENOTDIR : Errno.ENOENT;
-        const child = d.byName.get(cstring(body));
-        const out = replyBuffer(ENTRY_OUT);
-        // A miss is answered as a cacheable negative entry (node id 0): the tree never changes.
-        putEntry(new DataView(out.buffer, out.byteOffset + OUT_HEADER), 0, child ? toAttr(child) : null, TTL_SECS);
-        return out;
+        return entryReply(d.byName.get(cstring(body)) ?? null);
       }
       case Op.FORGET:
       case Op.BATCH_FORGET:
         return null;
       case Op.GETATTR: {
         const n = this.node(h.nodeid);
-        if (!n) return Errno.ENOENT;
-        const out = replyBuffer(ATTR_OUT);
-        const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
-        setU64(dv, 0, TTL_SECS);
-        putAttr(dv, 16, toAttr(n));
-        return out;
+        return n ? attrReply(n) : Errno.ENOENT;
       }
       case Op.READLINK: {
         const target = this.flist.target(h.nodeid);
@@ -150,7 +158,7 @@ export class FlistFs implements FuseHandler {
       case Op.STATFS:
         return this.statfs();
       case Op.GETXATTR:
-        return Errno.ENODATA; // flists record no extended attributes
+        return NO_XATTR;
       case Op.LISTXATTR: {
         const size = body.getUint32(0, true);
         if (size !== 0) return replyBuffer(0);
@@ -161,6 +169,23 @@ export class FlistFs implements FuseHandler {
       default:
         return WRITE_OPS.has(h.opcode) ? Errno.EROFS : Errno.ENOSYS;
     }
+  }
+
+  /**
+   * The root's attributes and entries, STATFS and GETXATTR, for the
+   * reader threads to answer alone: the first requests of every new mount, and the ones overlayfs
+   * and a container's start send most (the kernel looks up /proc, /dev, /etc, /bin... in the lower).
+   */
+  fixedReplies(): FixedReplies {
+    const root = this.dir(ROOT_INO)!;
+    const names = new Map(root.list.map((c) => [c.name, entryReply(c)] as [string, Uint8Array]));
+    return {
+      // the root's children are known to the kernel by LOOKUP, whose entries carry their attributes
+      attrs: new Map([[ROOT_INO, attrReply(this.node(ROOT_INO)!)]]),
+      entries: new Map([[ROOT_INO, names]]),
+      missing: entryReply(null),
+      byOpcode: new Map<number, Uint8Array | number>([[Op.STATFS, this.statfs()], [Op.GETXATTR, NO_XATTR]]),
+    };
   }
 
   released(fhs: number[]): void {
@@ -261,7 +286,7 @@ export class FlistFs implements FuseHandler {
     return out.subarray(0, OUT_HEADER + pos);
   }
 
-  private statfs(): Reply {
+  private statfs(): Buffer {
     const out = replyBuffer(80);
     const dv = new DataView(out.buffer, out.byteOffset + OUT_HEADER);
     setU64(dv, 0, Math.ceil(this.totals.bytes / 4096));

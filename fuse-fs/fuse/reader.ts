@@ -5,9 +5,12 @@
 // OPEN, RELEASE, OPENDIR and RELEASEDIR are answered here, without the main thread: on an immutable
 // tree they need no state but a fresh handle number, and a warm `tar` of 10,000 files is nothing but
 // these round trips (the kernel keeps the pages). Going through the main thread costs a postMessage, an
-// event-loop turn and a reply allocation each way, behind whatever reads it is busy with.
+// event-loop turn and a reply allocation each way, behind whatever reads it is busy with. For the
+// same reason a reader answers what the handler gave it as fixed replies (session.ts FixedReplies:
+// the root's attributes and entries, STATFS, GETXATTR) without the main thread.
 import { readSync, writeSync } from "node:fs";
-import { Errno, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, IN_HEADER, OUT_HEADER, Op } from "./proto.ts";
+import { Errno, FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, IN_HEADER, OUT_HEADER, Op, getU64 } from "./proto.ts";
+import type { FixedReplies } from "./session.ts";
 
 declare const self: Worker;
 
@@ -18,6 +21,7 @@ export interface ReaderStart {
   stride: number;
   /** Requests seen, by opcode (a Uint32Array over it), shared by every reader. */
   counts: SharedArrayBuffer;
+  fixed: FixedReplies | null;
 }
 
 /** What a reader posts: a request (Uint8Array), handles the kernel released, or why it stopped. */
@@ -31,9 +35,10 @@ const RELEASE_BATCH = 64;
 const FOPEN_OUT = 16; // fuse_open_out: u64 fh, u32 open_flags, i32 backing_id
 
 self.onmessage = (e: MessageEvent<ReaderStart>) => {
-  const { fd, index, stride } = e.data;
+  const { fd, index, stride, fixed } = e.data;
   const counts = new Uint32Array(e.data.counts);
   const buf = Buffer.allocUnsafe(BUFFER_SIZE);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const openOut = Buffer.alloc(OUT_HEADER + FOPEN_OUT);
   openOut.writeUInt32LE(openOut.length, 0);
   const emptyOut = Buffer.alloc(OUT_HEADER);
@@ -51,6 +56,27 @@ self.onmessage = (e: MessageEvent<ReaderStart>) => {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== "ENOENT" && code !== "ENODEV" && code !== "EBADF") throw err;
     }
+  };
+  /** Answers from the fixed replies; false when they do not cover the request. */
+  const answerFixed = (opcode: number, unique: bigint, n: number): boolean => {
+    if (!fixed) return false;
+    let r: Uint8Array | number | undefined;
+    if (opcode === Op.GETATTR) r = fixed.attrs.get(getU64(dv, 16));
+    else if (opcode === Op.LOOKUP) {
+      const names = fixed.entries.get(getU64(dv, 16));
+      if (names) {
+        const end = buf.indexOf(0, IN_HEADER);
+        r = names.get(buf.toString("utf8", IN_HEADER, end < 0 || end > n ? n : end)) ?? fixed.missing;
+      }
+    } else r = fixed.byOpcode.get(opcode);
+    if (r === undefined) return false;
+    if (typeof r === "number") reply(emptyOut, unique, r);
+    else {
+      const out = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+      out.writeUInt32LE(out.length, 0);
+      reply(out, unique, 0);
+    }
+    return true;
   };
   const open = (unique: bigint, flags: number) => {
     openOut.writeUIntLE(nextHandle, OUT_HEADER, 6);
@@ -96,6 +122,7 @@ self.onmessage = (e: MessageEvent<ReaderStart>) => {
         reply(emptyOut, unique, 0);
         continue;
     }
+    if (answerFixed(opcode, unique, n)) continue;
     const req = new Uint8Array(n);
     req.set(buf.subarray(0, n));
     self.postMessage(req, [req.buffer]);

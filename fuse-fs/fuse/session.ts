@@ -22,8 +22,28 @@ export interface Request {
   signal: AbortSignal;
 }
 
+/**
+ * Replies that never change for the life of the mount, handed to the reader threads so they answer
+ * these requests themselves: a request answered here costs no postMessage to the main thread and no
+ * wait for its event loop, which a container's start (mount handshake, overlay lookups, exec) pays
+ * a dozen times. Each reply is a whole buffer with OUT_HEADER bytes of headroom (replyBuffer);
+ * the reader fills in the header.
+ */
+export interface FixedReplies {
+  /** GETATTR, by node id (fuse_attr_out). */
+  attrs: Map<number, Uint8Array>;
+  /** LOOKUP in a directory given whole here, by its node id: name -> fuse_entry_out. */
+  entries: Map<number, Map<string, Uint8Array>>;
+  /** LOOKUP of a name missing from such a directory (a negative fuse_entry_out), or an errno. */
+  missing: Uint8Array | number;
+  /** Requests answered alike whatever their node or body (STATFS, GETXATTR), by opcode: a reply or an errno. */
+  byOpcode: Map<number, Uint8Array | number>;
+}
+
 export interface FuseHandler {
   handle(req: Request): Reply | Promise<Reply>;
+  /** Replies the readers may give without asking handle() (an immutable tree); asked once, before mounting. */
+  fixedReplies?(): FixedReplies;
   /** Called once, after INIT, with what was negotiated. */
   init?(conn: Negotiated): void;
   /** File handles the kernel released (OPEN and RELEASE themselves are answered by the readers). */
@@ -142,6 +162,7 @@ export class FuseSession {
   negotiated: Negotiated | null = null;
   /** The mount point's canonical path, resolved before mounting (resolving it after would call into us). */
   private target = "";
+  private fixed: FixedReplies | null = null;
   private initDone!: (err?: Error) => void;
   private readonly initialized = new Promise<void>((resolve, reject) => (this.initDone = (err) => (err ? reject(err) : resolve())));
 
@@ -162,6 +183,7 @@ export class FuseSession {
     } catch (err) {
       throw new FlistError("mount", `mount point ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
     }
+    s.fixed = handler.fixedReplies?.() ?? null;
     const fd = openSync("/dev/fuse", "r+");
     s.fds.push(fd);
     const data = [`fd=${fd}`, `rootmode=${opts.rootMode.toString(8)}`, "user_id=0", "group_id=0", "default_permissions"];
@@ -211,7 +233,7 @@ export class FuseSession {
       else this.readerStopped(m.closed, w);
     };
     w.onerror = (e) => this.readerStopped(String(e.message), null);
-    const start: ReaderStart = { fd, index, stride: this.fds.length, counts: this.opcodeCounts };
+    const start: ReaderStart = { fd, index, stride: this.fds.length, counts: this.opcodeCounts, fixed: this.fixed };
     w.postMessage(start);
   }
 
