@@ -25,10 +25,14 @@ export class BlockFetcher {
   private readonly timeoutMs: number;
   private readonly memoryBlocks: number;
 
+  private readonly store: Promise<BlockBackend>;
+
+  /** `store` may still be opening: blocks in memory or the cache are served meanwhile. */
   constructor(
-    readonly store: BlockBackend,
+    store: BlockBackend | Promise<BlockBackend>,
     private readonly opts: FetcherOptions = {},
   ) {
+    this.store = Promise.resolve(store);
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
     this.memoryBlocks = opts.memoryBlocks ?? 64;
   }
@@ -96,21 +100,22 @@ export class BlockFetcher {
   }
 
   private async fetchOnce(ref: BlockRow, name: string): Promise<Uint8Array> {
+    const store = await this.store;
     const ctl = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         ctl.abort();
-        reject(new StoreError("timeout", `block download took longer than ${this.timeoutMs} ms`, { backend: this.store.url, id: name }));
+        reject(new StoreError("timeout", `block download took longer than ${this.timeoutMs} ms`, { backend: store.url, id: name }));
       }, this.timeoutMs);
     });
     try {
       const opts = { signal: ctl.signal, timeoutMs: this.timeoutMs };
       // An erasure set hands over its data shards as they came: the decode pool copies them into a
       // buffer of its own anyway, so joining them first would be a copy (and a fresh buffer) for nothing.
-      const fetching = canGetPieces(this.store) ? this.store.getPieces(ref.id, opts) : this.store.get(ref.id, opts).then((b) => b && [b]);
+      const fetching = canGetPieces(store) ? store.getPieces(ref.id, opts) : store.get(ref.id, opts).then((b) => b && [b]);
       const stored = await Promise.race([fetching, deadline]);
-      if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: this.store.url, id: name });
+      if (stored === null) throw new StoreError("unavailable", "no store route holds this block", { backend: store.url, id: name });
       const plain = this.opts.decoders ? await this.decodeAndCache(ref, name, stored) : this.decodeInline(ref, name, stored);
       this.remember(name, plain);
       return plain;

@@ -123,6 +123,19 @@ export class FlistFs implements FuseHandler {
     return d;
   }
 
+  /**
+   * The flist's record of a path relative to the root ("etc/hosts"; "" is the root), symlinks not
+   * followed; null when missing. Asked of the flist in this process, not through the mount.
+   */
+  entry(path: string): Inode | null {
+    let n = this.node(ROOT_INO);
+    for (const name of path.split("/").filter(Boolean)) {
+      n = this.dir(n!.ino)?.byName.get(name) ?? null;
+      if (!n) return null;
+    }
+    return n;
+  }
+
   handle(req: Request): Reply | Promise<Reply> {
     const { h, body } = req;
     switch (h.opcode) {

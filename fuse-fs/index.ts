@@ -5,14 +5,14 @@ import { BlockFetcher, DEFAULT_FETCH_TIMEOUT_MS } from "./blocks.ts";
 import { ChunkCache } from "./cache.ts";
 import { sharedDecodePool } from "./decode-pool.ts";
 import { FlistError } from "./errors.ts";
-import { Flist, ROOT_INO } from "./flist.ts";
+import { Flist, ROOT_INO, type Inode } from "./flist.ts";
 import { FlistFs } from "./fs.ts";
 import { FuseSession } from "./fuse/session.ts";
 import { routeSpecs } from "./routes.ts";
 import { verifyFlist } from "./sign.ts";
 
 export { FlistError } from "./errors.ts";
-export { Flist } from "./flist.ts";
+export { Flist, type Inode } from "./flist.ts";
 export { pack, type PackOptions, type PackProgress } from "./pack.ts";
 export { unpack, type UnpackOptions } from "./unpack.ts";
 export { signFlist, verifyFlist } from "./sign.ts";
@@ -47,6 +47,8 @@ export interface FlistMount {
   unmount(): Promise<void>;
   /** FUSE requests served so far, by operation. */
   requestCounts(): Record<string, number>;
+  /** The flist's record of a path relative to the root, read in this process (no FUSE request); null when missing. */
+  entry(path: string): Inode | null;
 }
 
 /**
@@ -66,17 +68,20 @@ function chunkCache(dir: string, maxBytes: number): ChunkCache {
 
 export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
   const flist = Flist.open(opts.flist);
-  let store: BlockBackend | undefined;
+  let opening: Promise<BlockBackend> | undefined;
+  let store: BlockBackend;
   let cache: ChunkCache;
+  let fs: FlistFs;
   let session: FuseSession;
   try {
     // Verified on the very handle that serves the mount, so the file cannot change in between.
     if (opts.trustedKey) verifyFlist(flist, opts.trustedKey);
-    store = opts.store ?? (await openStore(opts.stores?.length ? opts.stores : routeSpecs(flist)));
+    // The store opens while the kernel mounts: no request before INIT needs it, and cached blocks never do.
+    opening = opts.store ? Promise.resolve(opts.store) : openStore(opts.stores?.length ? opts.stores : routeSpecs(flist));
     cache = chunkCache(opts.cacheDir, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    const fetcher = new BlockFetcher(store, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders: sharedDecodePool() });
-    const fs = new FlistFs(flist, fetcher);
-    session = await FuseSession.mount(fs, {
+    const fetcher = new BlockFetcher(opening, { cache, timeoutMs: opts.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, decoders: sharedDecodePool() });
+    fs = new FlistFs(flist, fetcher);
+    const mounting = FuseSession.mount(fs, {
       mountpoint: opts.mountpoint,
       rootMode: flist.inode(ROOT_INO)!.mode,
       fsname: opts.flist,
@@ -84,20 +89,31 @@ export async function mountFlist(opts: MountFlistOptions): Promise<FlistMount> {
       allowOther: opts.allowOther,
       readAheadKb: 1024,
     });
+    // both settle before a failure is handled: neither a session nor a store is left behind
+    const [opened, mounted] = await Promise.allSettled([opening, mounting]);
+    if (mounted.status === "fulfilled" && opened.status === "rejected") {
+      mounted.value.unmount();
+      await mounted.value.closed;
+    }
+    if (opened.status === "rejected") throw opened.reason;
+    store = opened.value;
+    if (mounted.status === "rejected") throw mounted.reason;
+    session = mounted.value;
   } catch (err) {
     flist.close();
-    if (store && !opts.store) await store.close();
+    if (opening && !opts.store) await opening.then((s) => s.close(), () => {});
     throw err instanceof FlistError || (err as Error).name === "StoreError" ? err : new FlistError("mount", (err as Error).message, { flist: opts.flist }, { cause: err });
   }
   const release = session.closed.then(async () => {
     flist.close();
     await cache.flush();
-    if (!opts.store) await store!.close();
+    if (!opts.store) await store.close();
   });
   return {
     mountpoint: opts.mountpoint,
     closed: release,
     requestCounts: () => session.counts(),
+    entry: (path) => fs.entry(path),
     async unmount() {
       session.unmount();
       await release;

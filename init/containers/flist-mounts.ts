@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { clearDeadMount, mountFlist, type FlistMount } from "../../fuse-fs/index.ts";
+import { clearDeadMount, mountFlist, type FlistMount, type Inode } from "../../fuse-fs/index.ts";
 import { runCommand } from "./command.ts";
 import { ContainerError } from "./errors.ts";
 import { mountsUnder, resolveFlist } from "./flist-source.ts";
@@ -28,6 +28,8 @@ interface Shared {
 
 export interface FlistLease {
   mountpoint: string;
+  /** The flist's record of a path relative to its root, read without a FUSE request; null when missing. */
+  entry(path: string): Inode | null;
   release(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export class FlistMounts {
     let released = false;
     return {
       mountpoint: mount.mountpoint,
+      entry: (path) => mount.entry(path),
       release: async () => {
         if (released) return;
         released = true;

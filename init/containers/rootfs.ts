@@ -3,10 +3,11 @@
 // (<vdisk>/overlay/<name>/), and overlayfs joining them (rootfs/). The overlay is
 // mounted and unmounted on another thread (off-thread.ts): the FUSE mount below it is served by this
 // process's event loop, so the main thread must not block inside mount(2) while the kernel looks it up.
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, utimesSync, type Stats } from "node:fs";
-import { lstat, mkdir } from "node:fs/promises";
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, utimesSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { mount, umount, MNT_DETACH } from "../libc.ts";
+import { S_IFDIR, S_IFMT } from "../../fuse-fs/flist.ts";
 import { ContainerError } from "./errors.ts";
 import type { FlistLease, FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
@@ -21,30 +22,22 @@ import { VdiskError } from "../vdisks/errors.ts";
  * crun, each is opened or made inside the overlay: /etc is copied up from the flist and the others
  * opened there, about 15 FUSE requests per container (xattrs, ioctl, opendir) answered by this
  * process. Each directory takes the flist's owner, mode and times, as a copy-up would; one the
- * flist has as something else (a symlinked /etc) is left to crun, which follows it.
+ * flist has as something else (a symlinked /etc) is left to crun, which follows it. The flist's
+ * records are read in this process: asking the mount would cost a kernel round trip per name.
  */
-async function seedMountPoints(lowerRoot: string, upper: string, container: string): Promise<void> {
-  // async: lookups in the FUSE mount this thread answers, asked side by side
-  const lower = await Promise.all(TOP_MOUNT_POINTS.map(async (d) => {
-    try {
-      return await lstat(join(lowerRoot, d));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw new ContainerError("system", `flist /${d}: ${(e as Error).message}`, { container, step: "overlay" }, { cause: e });
-    }
-  }));
-  TOP_MOUNT_POINTS.forEach((d, i) => {
-    const st = lower[i];
-    if (st && !st.isDirectory()) return;
+function seedMountPoints(lower: FlistLease, upper: string): void {
+  for (const d of TOP_MOUNT_POINTS) {
+    const n = lower.entry(d);
+    if (n && (n.mode & S_IFMT) !== S_IFDIR) continue;
     const dir = join(upper, d);
     mkdirSync(dir, { mode: 0o755 });
-    if (st) {
-      chownSync(dir, st.uid, st.gid);
-      chmodSync(dir, st.mode & 0o7777);
-      utimesSync(dir, st.atime, st.mtime);
+    if (n) {
+      chownSync(dir, n.uid, n.gid);
+      chmodSync(dir, n.mode & 0o7777);
+      utimesSync(dir, n.mtime, n.mtime);
     }
     if (d === "etc") for (const f of ETC_MOUNTS) closeSync(openSync(join(dir, f), "w", 0o644));
-  });
+  }
 }
 
 /** What a container's vdisk mounts need from the node's vdisks (init/vdisks/manager.ts). */
@@ -90,7 +83,7 @@ export class Rootfs {
     for (const [i, m] of spec.mounts.entries()) {
       if (m.type === "vdisk") this.extraSources[i] = await this.useVdisk(vdisks!, m.vdisk, m.url, spec.name, "mounts");
     }
-    if (!spec.rwVdisk) await seedMountPoints(lower.mountpoint, join(rw, "upper"), spec.name);
+    if (!spec.rwVdisk) seedMountPoints(lower, join(rw, "upper"));
     mkdirSync(this.rootfs, { recursive: true });
     try {
       await mountOffThread("zos-overlay", this.rootfs, "overlay", 0, `lowerdir=${lower.mountpoint},upperdir=${rw}/upper,workdir=${rw}/work`);

@@ -64,6 +64,31 @@ for _ in range(5):
   }
 });
 
+test("entry() reads the flist's records without asking the mount", async () => {
+  const mnt = join(dir, "mnt-entry");
+  mkdirSync(mnt);
+  const m = await mountFlist({ flist: join(dir, "x.fl"), mountpoint: mnt, cacheDir: join(dir, "cache"), cacheBytes: 64 << 20 });
+  try {
+    const before = m.requestCounts();
+    expect(m.entry("sub/hello")?.size).toBe("hello from the store\n".length);
+    expect(m.entry("/sub")!.mode & 0o170000).toBe(0o040000);
+    expect(m.entry("")!.ino).toBe(1);
+    expect([m.entry("nope"), m.entry("sub/hello/deeper"), m.entry("big/x")]).toEqual([null, null, null]);
+    expect(m.requestCounts()).toEqual(before);
+  } finally {
+    await m.unmount();
+  }
+});
+
+test("a store that cannot be opened fails the mount, which is undone", async () => {
+  const mnt = join(dir, "mnt-badstore");
+  mkdirSync(mnt);
+  writeFileSync(join(dir, "not-a-dir"), "");
+  const mounting = mountFlist({ flist: join(dir, "x.fl"), mountpoint: mnt, cacheDir: join(dir, "cache"), stores: [`dir://${join(dir, "not-a-dir/store")}`] });
+  await expect(mounting).rejects.toThrow(/not-a-dir/);
+  expect(isMounted(mnt)).toBe(false);
+});
+
 test("pack shows a progress bar on a terminal", () => {
   const r = Bun.spawnSync(["script", "-qec", `${bun} ${cli} pack ${join(dir, "src")} -o ${join(dir, "y.fl")} -s dir://${join(dir, "store")}`, "/dev/null"], { stdout: "pipe", stderr: "pipe" });
   expect(r.exitCode).toBe(0);
