@@ -5,21 +5,22 @@
 // connection run concurrently and each can stream items and be cancelled.
 //
 // The one JS thread does framing, CBOR, checks, dispatch and signs each reply (~20 µs); verifying
-// each request (~50 µs, the largest cost of a call) runs on Bun's native crypto thread pool, so both
-// cores serve calls. Replies are signed on the JS thread because on the pool a reply's signature
+// each request (~50 µs, the largest cost of a call) runs on other threads (verifier.ts), so both
+// cores serve calls. Replies are signed on the JS thread because on a shared pool a reply's signature
 // queued behind the verification of every request that arrived before it was done: at 32 calls in
 // flight that added up to a millisecond to a call that was otherwise finished, and one more hand-off
 // between threads per call. A reply is written as soon as it is signed.
 import { chmodSync, existsSync, rmSync } from "node:fs";
 import type { Socket, TCPSocketListener, UnixSocketListener } from "bun";
 import type { KeyObject } from "node:crypto";
-import { keyId, publicKeyObject, verifyOnPool, type KeyPair } from "../identity/ed25519.ts";
+import { keyId, publicKeyObject, type KeyPair } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
 import { RpcError, type RpcErrorCode } from "./errors.ts";
 import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
 import { roleAllows, type MethodContext, type MethodDef, type MethodRegistry, type Role } from "./registry.ts";
 import { ReplayCache } from "./replay.ts";
 import { SchemaError } from "./schema.ts";
+import { SignatureVerifier, type VerifierOptions } from "./verifier.ts";
 import type { TrustStore } from "./trust.ts";
 
 const log = logger("rpc");
@@ -108,6 +109,7 @@ export interface RpcServerOptions {
   windowMs?: number;
   maxFrame?: number;
   now?: () => number;
+  verifier?: VerifierOptions;
 }
 
 export interface RpcStats {
@@ -143,11 +145,13 @@ export class RpcServer {
   private readonly rejections = new RateLimitedLog();
   readonly stats: RpcStats = { calls: 0, rejected: {}, connections: 0 };
   private sockets = new Set<Socket<Connection>>();
+  private readonly verifier: SignatureVerifier;
 
   constructor(private readonly opts: RpcServerOptions) {
     this.windowMs = opts.windowMs ?? TIMESTAMP_WINDOW_MS;
     this.replay = new ReplayCache(this.windowMs);
     this.now = opts.now ?? Date.now;
+    this.verifier = new SignatureVerifier(opts.verifier);
   }
 
   private handlers() {
@@ -185,6 +189,12 @@ export class RpcServer {
     for (const l of this.listeners) l.stop(true);
     this.listeners = [];
     for (const s of this.sockets) s.end();
+    this.verifier.stop();
+  }
+
+  /** Whether requests are verified on the server's own verifier threads (they start once calls overlap). */
+  get verifierThreaded(): boolean {
+    return this.verifier.threaded;
   }
 
   private onData(socket: Socket<Connection>, chunk: Uint8Array): void {
@@ -251,7 +261,7 @@ export class RpcServer {
     const role = this.opts.trust.roleOfId(callerId);
     if (!role) return this.reject(socket, id, nonce, "unknown-key", `key ${callerId} is not trusted by this node`);
     if (!caller.object) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
-    verifyOnPool(caller.object, requestDigest(envelope.b), envelope.s, (ok) => {
+    this.verifier.verify(caller.key, caller.object, requestDigest(envelope.b), envelope.s, (ok) => {
       if (socket.data.closed || socket.data.closing) return;
       if (!ok) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
       try {

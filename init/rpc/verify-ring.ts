@@ -1,0 +1,35 @@
+// The shared memory between the RPC server and its verifier threads (verify-worker.ts).
+//
+//   control  Int32Array(5):
+//     [SUBMITTED] jobs written by the JS thread, counting from 0 (slot = seq % CAPACITY)
+//     [CLAIMED]   jobs taken by a verifier (compare-and-swap, so each job goes to exactly one)
+//     [PROGRESS]  verdicts written; a verifier adds 1 per verdict and notifies the JS thread's waiter
+//     [SLEEPING]  verifiers blocked in Atomics.wait on SUBMITTED (the JS thread notifies only if > 0)
+//     [STOP]      1: verifiers exit
+//   jobs     CAPACITY slots of 128 bytes: caller key (32) | request digest (32) | signature (64)
+//   verdicts CAPACITY bytes: 0 pending, 1 valid, 2 invalid; the JS thread zeroes a verdict it has read
+//
+// The JS thread reads verdicts in job order, so calls are answered first-in first-out.
+export const SUBMITTED = 0, CLAIMED = 1, PROGRESS = 2, SLEEPING = 3, STOP = 4;
+export const CAPACITY = 1024;
+export const SLOT = 128;
+export const VALID = 1, INVALID = 2;
+
+export interface Ring {
+  control: Int32Array;
+  jobs: Uint8Array;
+  verdicts: Uint8Array;
+}
+
+/** The views over one SharedArrayBuffer, on either side. */
+export function ringViews(buffer: SharedArrayBuffer): Ring {
+  return {
+    control: new Int32Array(buffer, 0, 5),
+    jobs: new Uint8Array(buffer, 32, CAPACITY * SLOT),
+    verdicts: new Uint8Array(buffer, 32 + CAPACITY * SLOT, CAPACITY),
+  };
+}
+
+export function newRingBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(32 + CAPACITY * SLOT + CAPACITY);
+}
