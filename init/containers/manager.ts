@@ -145,6 +145,7 @@ export class ContainerManager {
     }
     progress("start");
     await this.start(c);
+    if (spec.network === "private") this.network.keepSpare();
     return this.info(spec.name);
   }
 

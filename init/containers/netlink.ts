@@ -79,8 +79,22 @@ function ifinfomsg(index = 0, flags = 0): Buffer {
 
 let seq = 1;
 
-/** Sends one request on a socket of the calling thread's network namespace; throws NetlinkError if refused. */
-function request(type: number, flags: number, parts: Buffer[], what: string): void {
+/** An rtnetlink socket in the calling thread's network namespace; it stays there whichever thread uses it later. */
+export function openRtnetlink(what: string): number {
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) throw new NetlinkError(errno(), `${what}: netlink socket`);
+  return fd;
+}
+
+export function closeFd(fd: number): void {
+  libc.close(fd);
+}
+
+/**
+ * Sends one request and reads its ack; throws NetlinkError if refused. On `socket` (see openRtnetlink)
+ * when given, else on a fresh one in the calling thread's network namespace.
+ */
+function request(type: number, flags: number, parts: Buffer[], what: string, socket?: number): void {
   const body = Buffer.concat(parts);
   const msg = Buffer.alloc(16 + body.length);
   msg.writeUInt32LE(msg.length, 0);
@@ -88,8 +102,7 @@ function request(type: number, flags: number, parts: Buffer[], what: string): vo
   msg.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | flags, 6);
   msg.writeUInt32LE(seq++, 8);
   body.copy(msg, 16);
-  const fd = libc.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw new NetlinkError(errno(), `${what}: netlink socket`);
+  const fd = socket ?? openRtnetlink(what);
   try {
     if (Number(libc.send(fd, msg, msg.length, 0)) < 0) throw new NetlinkError(errno(), what);
     const reply = Buffer.alloc(1024);
@@ -99,25 +112,30 @@ function request(type: number, flags: number, parts: Buffer[], what: string): vo
     const err = -reply.readInt32LE(16);
     if (err) throw new NetlinkError(err, what);
   } finally {
-    libc.close(fd);
+    if (socket === undefined) libc.close(fd);
   }
 }
 
-function ifindex(name: string): number {
+/** Names of spare veths (mount-thread.ts): "zsp" + 8 hex, never a container's ("vz" + 10 hex). */
+export const SPARE_VETH_PREFIX = "zsp";
+
+export function ifindex(name: string): number {
   const i = libc.if_nametoindex(str(name));
   if (!i) throw new NetlinkError(errno(), `no interface ${name}`);
   return i;
 }
 
-/** `ip link set IF master BRIDGE up`. */
-export function setMasterUp(ifname: string, bridge: string): void {
-  request(RTM_NEWLINK, 0, [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str(ifname)), attr(IFLA_MASTER, u32le(ifindex(bridge)))], `${ifname} master ${bridge} up`);
+/** `ip link set IF [name NEWNAME] master BRIDGE up` (a link is renamed while still down, before it goes up). */
+export function setMasterUp(ifname: string, bridge: string, newName?: string): void {
+  const link = newName ? [ifinfomsg(ifindex(ifname), IFF_UP), attr(IFLA_IFNAME, str(newName))] : [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str(ifname))];
+  request(RTM_NEWLINK, 0, [...link, attr(IFLA_MASTER, u32le(ifindex(bridge)))], `${ifname}${newName ? ` as ${newName}` : ""} master ${bridge} up`);
 }
 
-/** `ip link del IF`; false when there is no interface by that name. */
-export function deleteLink(ifname: string): boolean {
+/** `ip link del IF` (by name or index); false when there is no such interface. */
+export function deleteLink(link: string | number): boolean {
   try {
-    request(RTM_DELLINK, 0, [ifinfomsg(), attr(IFLA_IFNAME, str(ifname))], `deleting ${ifname}`);
+    const which = typeof link === "number" ? [ifinfomsg(link)] : [ifinfomsg(), attr(IFLA_IFNAME, str(link))];
+    request(RTM_DELLINK, 0, which, `deleting ${link}`);
     return true;
   } catch (e) {
     if (e instanceof NetlinkError && e.errno === ENODEV) return false;
@@ -135,21 +153,34 @@ export interface InsideNetwork {
 }
 
 /**
- * Run in the container's (new, empty) network namespace: a veth pair with `eth0` here and the peer
- * moved to peerPid's namespace, eth0's address, lo and eth0 up, the default route via the gateway.
+ * Run in a (new, empty) network namespace: a veth pair with `eth0` here and `peer` moved to
+ * peerPid's namespace (down there), lo and eth0 up. Returns eth0's index.
  */
-export function configureInside(n: InsideNetwork): void {
-  const peer = Buffer.concat([ifinfomsg(), attr(IFLA_IFNAME, str(n.peer)), attr(IFLA_NET_NS_PID, u32le(n.peerPid))]);
-  const linkinfo = attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, str("veth")), attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))]);
-  request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, [ifinfomsg(), attr(IFLA_IFNAME, str("eth0")), linkinfo], `veth eth0/${n.peer}`);
+export function makeVethInside(peer: string, peerPid: number): number {
+  const peerInfo = Buffer.concat([ifinfomsg(), attr(IFLA_IFNAME, str(peer)), attr(IFLA_NET_NS_PID, u32le(peerPid))]);
+  const linkinfo = attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, str("veth")), attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peerInfo))]);
+  request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, [ifinfomsg(), attr(IFLA_IFNAME, str("eth0")), linkinfo], `veth eth0/${peer}`);
   const eth0 = ifindex("eth0");
+  request(RTM_NEWLINK, 0, [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str("lo"))], "lo up");
+  request(RTM_NEWLINK, 0, [ifinfomsg(eth0, IFF_UP)], "eth0 up");
+  return eth0;
+}
+
+/** eth0's address and the default route via the gateway, on `socket` (one in the container's namespace) or from inside it. */
+export function addressInside(n: Pick<InsideNetwork, "ip" | "prefix" | "gateway">, eth0: number, socket?: number): void {
   const ifaddr = Buffer.alloc(8);
   ifaddr.writeUInt8(AF_INET, 0);
   ifaddr.writeUInt8(n.prefix, 1);
   ifaddr.writeUInt32LE(eth0, 4);
-  request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, [ifaddr, attr(IFA_LOCAL, inet(n.ip)), attr(IFA_ADDRESS, inet(n.ip))], `address ${n.ip}/${n.prefix} on eth0`);
-  request(RTM_NEWLINK, 0, [ifinfomsg(0, IFF_UP), attr(IFLA_IFNAME, str("lo"))], "lo up");
-  request(RTM_NEWLINK, 0, [ifinfomsg(eth0, IFF_UP)], "eth0 up");
+  request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, [ifaddr, attr(IFA_LOCAL, inet(n.ip)), attr(IFA_ADDRESS, inet(n.ip))], `address ${n.ip}/${n.prefix} on eth0`, socket);
   const rtmsg = Buffer.from([AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, 0, RTN_UNICAST, 0, 0, 0, 0]);
-  request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, [rtmsg, attr(RTA_GATEWAY, inet(n.gateway)), attr(RTA_OIF, u32le(eth0))], `default route via ${n.gateway}`);
+  request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, [rtmsg, attr(RTA_GATEWAY, inet(n.gateway)), attr(RTA_OIF, u32le(eth0))], `default route via ${n.gateway}`, socket);
+}
+
+/**
+ * Run in the container's (new, empty) network namespace: a veth pair with `eth0` here and the peer
+ * moved to peerPid's namespace, eth0's address, lo and eth0 up, the default route via the gateway.
+ */
+export function configureInside(n: InsideNetwork): void {
+  addressInside(n, makeVethInside(n.peer, n.peerPid));
 }

@@ -10,7 +10,8 @@ import { umount, MNT_DETACH } from "../libc.ts";
 import { ContainerError } from "./errors.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
-import { deleteLinkOffThread, makeNetnsOffThread } from "./off-thread.ts";
+import { deleteLinkOffThread, makeNetnsOffThread, makeSpareNetnsOffThread } from "./off-thread.ts";
+import { logger } from "../log.ts";
 import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
 
@@ -40,6 +41,8 @@ function nftRuleset(subnet: string): string {
 }
 `;
 }
+
+const log = logger("containers");
 
 export function vethName(container: string): string {
   return "vz" + createHash("sha1").update(container).digest("hex").slice(0, 10);
@@ -80,9 +83,10 @@ export class Network {
   }
 
   /**
-   * A network namespace for the container, persisted at netnsPath, joined to the bridge by a veth.
-   * Once the bridge is up, the namespace is asked of the mount thread before this returns to the
-   * event loop, so it is made while the caller goes on with other steps.
+   * A network namespace for the container, persisted at netnsPath, joined to the bridge by a veth:
+   * the spare one if the network thread has it (keepSpare), else a new one. Once the bridge is up,
+   * it is asked of the network thread before this returns to the event loop, so it is made while
+   * the caller goes on with other steps.
    */
   async attach(container: string, ip: string, netnsPath: string): Promise<Attachment> {
     if (!this.bridgeUp) await this.ensureBridge();
@@ -94,6 +98,15 @@ export class Network {
       throw new ContainerError("system", `network: ${(e as Error).message}`, { container, step: "network" }, { cause: e });
     }
     return { veth, netnsPath };
+  }
+
+  /**
+   * Has the network thread make a namespace and veth pair ahead of need, if it has none, for the next
+   * attach to take (mount-thread.ts). Asked once a create is done: made while a container starts, it
+   * would compete with that start for the CPU.
+   */
+  keepSpare(): void {
+    makeSpareNetnsOffThread().catch((e) => log.warn("cannot make a spare network namespace", e));
   }
 
   /** Removes the veth and the namespace file; parts already gone are skipped. */

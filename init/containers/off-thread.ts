@@ -16,7 +16,8 @@ export type OffThreadRequest =
   | { id: number; op: "mount"; source: string; target: string; fstype: string; flags: number; data: string }
   | { id: number; op: "umount"; target: string; flags: number }
   | { id: number; op: "netns"; path: string; inside: InsideNetwork; bridge: string }
-  | { id: number; op: "dellink"; ifname: string };
+  | { id: number; op: "dellink"; ifname: string }
+  | { id: number; op: "spare-netns" };
 
 export interface OffThreadReply {
   id: number;
@@ -91,6 +92,14 @@ export function umountOffThread(target: string, flags = 0): Promise<void> {
  */
 export function makeNetnsOffThread(path: string, inside: InsideNetwork, bridge: string): Promise<void> {
   return call({ op: "netns", path, inside, bridge });
+}
+
+/**
+ * Has the network thread keep a spare namespace (if it has none), which the next makeNetnsOffThread
+ * takes instead of making one; a failed claim falls back to making one.
+ */
+export function makeSpareNetnsOffThread(): Promise<void> {
+  return call({ op: "spare-netns" });
 }
 
 /** `ip link del IF`, done when there is no interface by that name. */

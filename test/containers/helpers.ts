@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { pack } from "../../fuse-fs/index.ts";
 import { generateKeyPair, keyId, type KeyPair } from "../../init/identity/ed25519.ts";
 import { RpcClient } from "../../init/rpc/client.ts";
+import { SPARE_VETH_PREFIX } from "../../init/containers/netlink.ts";
 import { alive } from "../init/helpers.ts";
 import { readyLine } from "../init/host-node.ts";
 
@@ -108,7 +109,10 @@ export async function startNsNode(dir: string, opts: { trustedFlistKey?: string 
 export function traces(node: NsNode): Record<string, number> {
   const ours = [join(node.stateDir, "containers/bundles"), join(node.stateDir, "containers/lowers")];
   const mounts = node.inNode(["cat", "/proc/self/mountinfo"]).out.split("\n").filter((l) => ours.some((d) => l.includes(d))).length;
-  const veths = node.inNode(["ip", "-o", "link", "show", "type", "veth"]).out.split("\n").filter(Boolean).length;
+  // init keeps at most one spare network namespace, whose veth end is named SPARE_VETH_PREFIX...: not a container's
+  const vethNames = node.inNode(["ip", "-o", "link", "show", "type", "veth"]).out.split("\n").filter(Boolean).map((l) => l.split(": ")[1].split("@")[0]);
+  const spares = vethNames.filter((n) => n.startsWith(SPARE_VETH_PREFIX)).length;
+  const veths = vethNames.length - Math.min(1, spares);
   const nft = node.inNode(["nft", "-j", "list", "table", "ip", "zos_containers"]);
   let forwards = 0;
   if (nft.code === 0) for (const o of JSON.parse(nft.out).nftables) if (o.map) forwards += (o.map.elem ?? []).length;

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bun, repoRoot } from "./helpers.ts";
+import { SPARE_VETH_PREFIX } from "../../init/containers/netlink.ts";
 
 const probe = `
 import { closeSync, openSync } from "node:fs";
@@ -54,6 +55,70 @@ test("a namespace made off-thread has eth0 addressed and up, lo up, a default ro
     expect(out.vethsLeft).toBe(0);
     expect(out.deletedTwice).toBe(false);
     expect(out.missingDeleted).toBe("resolved");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const spareProbe = `
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { makeNetnsOffThread, makeSpareNetnsOffThread } from "${repoRoot}/init/containers/off-thread.ts";
+const ip = (...a) => { const r = Bun.spawnSync(["ip", "-j", ...a]); if (r.exitCode) throw new Error(r.stderr.toString()); return JSON.parse(r.stdout.toString() || "[]"); };
+const inside = (ns, ...a) => JSON.parse(Bun.spawnSync(["nsenter", "--net=" + ns, "ip", "-j", ...a]).stdout.toString() || "[]");
+const netns = process.argv.at(-1);
+const make = async (path, peer, addr) => {
+  closeSync(openSync(path, "w"));
+  await makeNetnsOffThread(path, { peer, peerPid: process.pid, ip: addr, prefix: 24, gateway: "10.99.0.1" }, "zt-br");
+};
+Bun.spawnSync(["ip", "link", "add", "zt-br", "type", "bridge"]);
+Bun.spawnSync(["ip", "link", "set", "zt-br", "up"]);
+await makeSpareNetnsOffThread();
+await makeSpareNetnsOffThread();
+const out = { spares: ip("link", "show", "type", "veth") };
+await make(netns + "a", "zt-a", "10.99.0.2");
+Object.assign(out, { a: ip("link", "show", "zt-a"), aAddr: inside(netns + "a", "addr", "show", "eth0"), aLo: inside(netns + "a", "link", "show", "lo"), aRoute: inside(netns + "a", "route") });
+await make(netns + "b", "zt-b", "10.99.0.3");
+out.b = ip("link", "show", "zt-b");
+out.ping = Bun.spawnSync(["nsenter", "--net=" + netns + "a", "busybox", "ping", "-c", "1", "-W", "5", "10.99.0.3"]).exitCode;
+// a spare whose claim fails (the name is taken) is undone; making one afresh then fails the same way
+await makeSpareNetnsOffThread();
+try {
+  await make(netns + "c", "zt-a", "10.99.0.4");
+} catch (e) {
+  out.taken = { errno: e.errno, message: e.message };
+}
+out.vethsLeft = ip("link", "show", "type", "veth").map((l) => l.ifname).sort();
+out.cMounts = readFileSync("/proc/self/mountinfo", "utf8").split(netns + "c ").length - 1;
+console.log(JSON.stringify(out));
+`;
+
+test("a spare namespace made ahead is what the next one takes: renamed, addressed, on the bridge; a failed take leaves nothing", () => {
+  const dir = mkdtempSync(join(tmpdir(), "zos-netlink-"));
+  try {
+    const r = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", bun, "-e", spareProbe, join(dir, "netns")], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stderr.toString()).toBe("");
+    const out = JSON.parse(r.stdout.toString());
+    // asked twice, made once: down, on no bridge, under a name no container has
+    expect(out.spares).toHaveLength(1);
+    const spare = out.spares[0];
+    expect(spare.ifname).toStartWith(SPARE_VETH_PREFIX);
+    expect(spare.flags).not.toContain("UP");
+    expect(spare.master).toBeUndefined();
+    // the first namespace is the spare (a rename keeps the index), set up as a new one would be
+    expect(out.a[0]).toMatchObject({ ifindex: spare.ifindex, ifname: "zt-a", master: "zt-br" });
+    expect(out.a[0].flags).toContain("UP");
+    expect(out.aAddr[0].addr_info.filter((a: { family: string }) => a.family === "inet")).toMatchObject([{ local: "10.99.0.2", prefixlen: 24 }]);
+    expect(out.aLo[0].flags).toContain("UP");
+    expect(out.aRoute).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.99.0.1", dev: "eth0" }));
+    // the second had no spare to take: made afresh, and the two reach each other over the bridge
+    expect(out.b[0].ifindex).not.toBe(spare.ifindex);
+    expect(out.b[0].master).toBe("zt-br");
+    expect(out.ping).toBe(0);
+    expect(out.taken.errno).toBe(17);
+    expect(out.taken.message).toMatch(/veth eth0\/zt-a: EEXIST/);
+    expect(out.vethsLeft).toEqual(["zt-a", "zt-b"]);
+    // the failed take unbound the spare: what is left is the namespace made afresh (the manager's teardown removes it)
+    expect(out.cMounts).toBe(1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
