@@ -1,6 +1,7 @@
 // Write-back under pressure: started at half the cache at full concurrency, writers past 3/4 held
-// until a flush, a failed write-back retried; and small writes to uncached blocks through a tiny
-// cache, which must not evict each other's fetched blocks forever.
+// until write-back brings dirty data under that mark, a failed write-back retried; and small
+// writes to uncached blocks through a tiny cache, which must not evict each other's fetched blocks
+// forever.
 import { afterAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { Payload } from "../../vdisk/nbd/payload.ts";
@@ -32,9 +33,9 @@ test("write-back started by pressure stores blocks at full concurrency, and a he
   await store.waitingFor(5);
   await vdisk.write(Payload.of(data[5]), 5 * BLOCK, false);
   const seventh = Promise.resolve(vdisk.write(Payload.of(data[6]), 6 * BLOCK, false));
-  expect(await settledSoon(seventh)).toBe(false); // 7 dirty blocks > 6: held until a flush
+  expect(await settledSoon(seventh)).toBe(false); // 7 dirty blocks > 6: held
   for (const w of store.waiting.splice(0)) w.fail(new Error("backend down"));
-  expect(await settledSoon(seventh)).toBe(false); // the failed write-back is retried by the flush it waits for
+  expect(await settledSoon(seventh)).toBe(false); // the failed write-back is retried by a flush it waits for
   store.gate.puts = false;
   for (const w of store.waiting.splice(0)) w.finish();
   await seventh;
@@ -42,6 +43,27 @@ test("write-back started by pressure stores blocks at full concurrency, and a he
   await vdisk.read(back, 0);
   expect(Buffer.from(back).equals(Buffer.concat(data))).toBe(true);
   expect((await manager.info("pressure")).allocatedBlocks).toBe(7);
+  await manager.close();
+});
+
+test("a writer held at the high-water mark goes on once write-back has stored enough, while the rest of it is still in flight", async () => {
+  // 32 blocks of cache: write-back starts past 16 dirty blocks (batches of 8), writers are held past 24.
+  const { store, manager, vdisk } = await gatedVdisk(dir, "stream", { gate: { puts: true, gets: false }, blockSize: BLOCK, blocks: 64, cacheBlocks: 32 });
+  const data = Array.from({ length: 25 }, (_, i) => randomBytes(BLOCK, 100 + i));
+  for (let i = 0; i < 17; i++) await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
+  await store.waitingFor(17);
+  for (let i = 17; i < 24; i++) await vdisk.write(Payload.of(data[i]), i * BLOCK, false);
+  const held = Promise.resolve(vdisk.write(Payload.of(data[24]), 24 * BLOCK, false));
+  expect(await settledSoon(held)).toBe(false);
+  while (!(await settledSoon(held))) store.waiting.shift()!.finish();
+  expect(store.waiting.length).toBeGreaterThan(0); // released with puts of that write-back still waiting
+  store.gate.puts = false;
+  for (const w of store.waiting.splice(0)) w.finish();
+  await vdisk.flush();
+  const back = new Uint8Array(25 * BLOCK);
+  await vdisk.read(back, 0);
+  expect(Buffer.from(back).equals(Buffer.concat(data))).toBe(true);
+  expect((await manager.info("stream")).allocatedBlocks).toBe(25);
   await manager.close();
 });
 

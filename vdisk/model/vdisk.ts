@@ -6,7 +6,7 @@
 // record, in that order, before replying. Unflushed writes are lost if the process dies; a
 // background write-back (every writebackIntervalMs, 30 s by default like the kernel's dirty expiry,
 // and whenever dirty bytes pass half the cache) bounds that window, and writers wait when dirty
-// bytes reach 3/4 of the cache.
+// bytes reach 3/4 of the cache, until write-back brings them back under it.
 //
 // Whole-block zeroes and trims are map edits (the block becomes a hole, nothing is stored);
 // all-zero blocks found at flush become holes too. Identical blocks get the same id, so they are
@@ -72,6 +72,8 @@ export class Vdisk implements BlockExport {
   private released: BlockRef[] = [];
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
+  /** Writers held at the high-water mark until write-back brings dirty data under it. */
+  private throttled: ((then: Promise<void> | void) => void)[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
 
@@ -311,6 +313,7 @@ export class Vdisk implements BlockExport {
     this.cacheMap.delete(block);
     this.cachedBytes -= this.bs;
     if (e.dirty) this.dirtyBytes -= this.bs;
+    this.releaseThrottled();
   }
 
   /**
@@ -426,9 +429,31 @@ export class Vdisk implements BlockExport {
     if (!waits && !fua && this.dirtyBytes <= this.lowWater) return;
     return (async () => {
       if (waits) await allLanded(waits);
-      if (fua || this.dirtyBytes > this.highWater) await this.flush();
+      if (fua) await this.flush();
+      else if (this.dirtyBytes > this.highWater) await this.underHighWater();
       else if (this.dirtyBytes > this.lowWater) this.writeBack(true);
     })();
+  }
+
+  /**
+   * Holds a writer while dirty data is over the high-water mark, as the kernel's dirty throttling
+   * does: it goes on as soon as write-back has stored enough, not after a whole flush, so the
+   * store is kept streaming instead of draining the cache to empty while every writer waits (and
+   * then idling while they refill it). After a failed write-back the held writers wait for one
+   * flush that retries it, and fail with its error if that fails too: a dead store answers EIO,
+   * a passing hiccup does not.
+   */
+  private underHighWater(): Promise<void> {
+    this.writeBack(true);
+    return new Promise((resolve) => this.throttled.push(resolve));
+  }
+
+  private releaseThrottled(failed = false): void {
+    if (this.throttled.length === 0 || (!failed && this.dirtyBytes > this.highWater)) return;
+    const held = this.throttled;
+    this.throttled = [];
+    const then = failed ? this.flush() : undefined;
+    for (const release of held) release(then);
   }
 
   /** After a successful write-back or flush: go on while dirty data stays above half the cache. */
@@ -445,7 +470,8 @@ export class Vdisk implements BlockExport {
     this.running = p;
     p.then(
       () => this.afterFlush(),
-      () => {}, // the flush's caller (or the write-back's log) reports it; the next write or FLUSH retries
+      // the flush's caller (or the write-back's log) reports it; held writers wait for a retry
+      () => this.releaseThrottled(true),
     );
     return p;
   }
@@ -523,6 +549,7 @@ export class Vdisk implements BlockExport {
         }
       });
       if (failure) throw failure;
+      this.releaseThrottled();
     });
     await this.puts.done.finally(() => {
       this.puts = null;
