@@ -1,7 +1,7 @@
 // One FUSE mount: /dev/fuse opened and mounted with mount(2), INIT negotiated, reader threads started,
 // and requests dispatched to a handler whose replies are written back on the fd they came from.
 // Handlers may answer asynchronously; many requests are in flight at once and INTERRUPT aborts one.
-import { closeSync, openSync, readFileSync, realpathSync, statSync, writeSync, writeFileSync, writevSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync, writeSync, writeFileSync, writevSync } from "node:fs";
 import { FlistError } from "../errors.ts";
 import { LibcError, MNT_DETACH, MS_RDONLY, fuseClone, mount, umount2 } from "../libc.ts";
 import { Errno, IN_HEADER, Init, KERNEL_VERSION, OPCODE_SLOTS, OUR_MINOR, OUT_HEADER, Op, opName, parseInHeader, type InHeader } from "./proto.ts";
@@ -71,6 +71,8 @@ export interface SessionOptions {
 }
 
 const MAX_PAGES = 256; // 1 MiB requests
+/** The kernel refuses reads into less than 8 KiB (FUSE_MIN_READ_BUFFER); INIT itself is 104 bytes. */
+const INIT_READ_BUFFER = 8192;
 
 /** Kernel-side constants of an init reply. */
 const MAX_BACKGROUND = 64;
@@ -163,8 +165,14 @@ export class FuseSession {
   /** The mount point's canonical path, resolved before mounting (resolving it after would call into us). */
   private target = "";
   private fixed: FixedReplies | null = null;
+  /** True once INIT was answered or failed. */
+  private initSettled = false;
   private initDone!: (err?: Error) => void;
-  private readonly initialized = new Promise<void>((resolve, reject) => (this.initDone = (err) => (err ? reject(err) : resolve())));
+  private readonly initialized = new Promise<void>((resolve, reject) => (this.initDone = (err) => {
+    this.initSettled = true;
+    if (err) reject(err);
+    else resolve();
+  }));
 
   private constructor(
     readonly opts: SessionOptions,
@@ -195,22 +203,49 @@ export class FuseSession {
       throw new FlistError("mount", `cannot mount ${opts.mountpoint}: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
     }
     try {
+      s.answerInit(fd);
       for (let i = 1; i < (opts.readers ?? 4); i++) {
         const clone = openSync("/dev/fuse", "r+");
         s.fds.push(clone);
         fuseClone(clone, fd);
       }
       s.fds.forEach((f, i) => s.startReader(f, i));
-      // The bdi exists once mount(2) returned: tuned while the reader answers INIT.
+      // The bdi exists once mount(2) returned.
       s.tuneReadAhead();
       await s.initialized;
     } catch (err) {
       s.unmount();
+      // with readers running, the last one to stop ends the session
+      if (s.openReaders === 0) s.ended((err as Error).message);
       throw err instanceof FlistError ? err : new FlistError("mount", `FUSE session setup failed: ${(err as Error).message}`, { path: opts.mountpoint }, { cause: err });
     } finally {
       startSpareLater();
     }
     return s;
+  }
+
+  /**
+   * The kernel queues INIT inside mount(2) (fuse_fill_super sends it before returning), and nothing
+   * else can come before it is answered: it is read and answered here, on this thread, before any
+   * reader starts, so the handshake costs no hand-off to a reader thread and back. A newer major
+   * version is answered with ours, and the kernel's second INIT read in turn.
+   */
+  private answerInit(fd: number): void {
+    const buf = Buffer.allocUnsafe(INIT_READ_BUFFER);
+    const counts = new Uint32Array(this.opcodeCounts);
+    while (!this.initSettled) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EINTR") continue;
+        throw err;
+      }
+      const opcode = buf.readUInt32LE(4);
+      if (opcode !== Op.INIT) throw new FlistError("mount", `the kernel sent ${opName(opcode)} before INIT`, { path: this.opts.mountpoint });
+      Atomics.add(counts, opcode, 1);
+      this.dispatch(fd, new Uint8Array(buf.buffer, buf.byteOffset, n));
+    }
   }
 
   /** Requests seen so far, by operation name: what a workload costs the daemon. */
@@ -241,6 +276,11 @@ export class FuseSession {
   private readerStopped(why: string, idle: Worker | null): void {
     if (idle && keepSpare(idle)) this.workers.splice(this.workers.indexOf(idle), 1);
     if (--this.openReaders > 0) return;
+    this.ended(why);
+  }
+
+  /** Every reader stopped, or none was started: the fds are closed and `closed` settles. */
+  private ended(why: string): void {
     this.initDone(new FlistError("mount", `FUSE connection closed before INIT (${why})`, { path: this.opts.mountpoint }));
     for (const w of this.workers) w.terminate();
     for (const f of this.fds) {
