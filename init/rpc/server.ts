@@ -220,6 +220,8 @@ export class RpcServer {
         log.error(`unexpected error handling a frame from ${conn.peer}`, e);
         this.send(socket, { i: null, n: null, y: "error", e: { code: "internal", message: "internal error" } });
       }
+      // answering verified requests on the way may have closed this connection (replies unread)
+      if (conn.closed) return;
     }
   }
 
