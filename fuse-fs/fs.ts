@@ -10,6 +10,8 @@ import { ATTR_OUT, ENTRY_OUT, Errno, OUT_HEADER, Op, WRITE_OPS, direntSize, getU
 import { replyBuffer, type FixedReplies, type FuseHandler, type Reply, type Request } from "./fuse/session.ts";
 
 const TTL_SECS = 365 * 24 * 3600;
+/** Lookups in a directory answered one query each before its whole listing is loaded (see child()). */
+const LOOKUPS_BEFORE_LISTING = 4;
 /** What GETXATTR gets: flists record no extended attributes. */
 const NO_XATTR = Errno.ENODATA;
 const W_OK = 2;
@@ -85,6 +87,8 @@ export interface FlistFsOptions {
 
 export class FlistFs implements FuseHandler {
   private readonly dirs = new Lru<number, Dir>(4096);
+  /** Lookups answered by a query, by directory, until its listing is loaded. */
+  private readonly unlistedLookups = new Lru<number, number>(4096);
   private readonly inodes = new Lru<number, Inode>(200_000);
   private readonly files = new Lru<number, FileBlocks>(1024);
   /** Read state of open files, by handle; dropped on RELEASE (bounded too: RELEASEs arrive in batches). */
@@ -111,6 +115,32 @@ export class FlistFs implements FuseHandler {
     return n ?? null;
   }
 
+  /**
+   * A directory's entry by name (null when missing; undefined when `parent` is no directory). The
+   * first few lookups in a directory whose listing is not loaded are one indexed query each: a
+   * container's exec looks up a couple of names in /bin and /lib, and loading a listing of
+   * hundreds of entries for that cost more than the start's other FUSE requests together. A
+   * directory asked more often is loaded whole, so a lookup-heavy workload stays O(1) per name.
+   */
+  private child(parent: number, name: string): Inode | null | undefined {
+    let d = this.dirs.get(parent);
+    if (!d) {
+      const asked = (this.unlistedLookups.get(parent) ?? 0) + 1;
+      if (asked <= LOOKUPS_BEFORE_LISTING) {
+        const p = this.node(parent);
+        if (!p || (p.mode & S_IFMT) !== S_IFDIR) return undefined;
+        this.unlistedLookups.set(parent, asked);
+        const c = this.flist.lookup(parent, name);
+        if (c) this.inodes.set(c.ino, c);
+        return c;
+      }
+      const loaded = this.dir(parent);
+      if (!loaded) return undefined;
+      d = loaded;
+    }
+    return d.byName.get(name) ?? null;
+  }
+
   private dir(ino: number): Dir | null {
     let d = this.dirs.get(ino);
     if (d) return d;
@@ -130,7 +160,7 @@ export class FlistFs implements FuseHandler {
   entry(path: string): Inode | null {
     let n = this.node(ROOT_INO);
     for (const name of path.split("/").filter(Boolean)) {
-      n = this.dir(n!.ino)?.byName.get(name) ?? null;
+      n = this.child(n!.ino, name) ?? null;
       if (!n) return null;
     }
     return n;
@@ -140,9 +170,9 @@ export class FlistFs implements FuseHandler {
     const { h, body } = req;
     switch (h.opcode) {
       case Op.LOOKUP: {
-        const d = this.dir(h.nodeid);
-        if (!d) return this.node(h.nodeid) ? Errno.ENOTDIR : Errno.ENOENT;
-        return entryReply(d.byName.get(cstring(body)) ?? null);
+        const child = this.child(h.nodeid, cstring(body));
+        if (child === undefined) return this.node(h.nodeid) ? Errno.ENOTDIR : Errno.ENOENT;
+        return entryReply(child);
       }
       case Op.FORGET:
       case Op.BATCH_FORGET:

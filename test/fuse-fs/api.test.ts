@@ -64,6 +64,30 @@ for _ in range(5):
   }
 });
 
+test("lookups in a directory answer the same before and after its listing is loaded", async () => {
+  mkdirSync(join(dir, "src-many/sub/many"), { recursive: true });
+  for (let i = 0; i < 12; i++) writeFileSync(join(dir, `src-many/sub/many/f${i}`), "x".repeat(i));
+  await pack({ source: join(dir, "src-many"), output: join(dir, "many.fl"), stores: [`dir://${join(dir, "store")}`] });
+  const mnt = join(dir, "mnt-lookups");
+  mkdirSync(mnt);
+  const m = await mountFlist({ flist: join(dir, "many.fl"), mountpoint: mnt, cacheDir: join(dir, "cache"), cacheBytes: 64 << 20 });
+  // lstat by name only (no listing asked): the first few are single queries, the rest from the loaded listing
+  const names = ["f3", "nope", "f0", "f11", "f7", "f1", "also-missing", "f10", "f2", "f5", "f4", "f6", "f8", "f9"];
+  const lstats = `import os, sys
+for n in sys.argv[2:]:
+    try:
+        print(os.lstat(os.path.join(sys.argv[1], n)).st_size)
+    except FileNotFoundError:
+        print("ENOENT")`;
+  try {
+    const out = await child(["python3", "-c", lstats, join(mnt, "sub/many"), ...names]);
+    expect(out).toBe(names.map((n) => (n.startsWith("f") ? n.slice(1) : "ENOENT") + "\n").join(""));
+    expect(m.requestCounts().READDIRPLUS ?? 0).toBe(0);
+  } finally {
+    await m.unmount();
+  }
+});
+
 test("entry() reads the flist's records without asking the mount", async () => {
   const mnt = join(dir, "mnt-entry");
   mkdirSync(mnt);
