@@ -29,6 +29,11 @@ export function signMessage(key: KeyPair, message: Uint8Array): Uint8Array {
   return new Uint8Array(sign(null, message, key.privateKey));
 }
 
+/** signMessage into `out` (64 bytes), sparing the copy. */
+export function signInto(key: KeyPair, message: Uint8Array, out: Uint8Array): void {
+  out.set(sign(null, message, key.privateKey));
+}
+
 // Parsing a public key costs more than verifying; callers are few, so cache the parsed objects.
 const publicKeyCache = new Map<string, KeyObject>();
 

@@ -16,7 +16,7 @@ import type { KeyObject } from "node:crypto";
 import { keyId, publicKeyObject, type KeyPair } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
 import { RpcError, type RpcErrorCode } from "./errors.ts";
-import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, requestDigest, TIMESTAMP_WINDOW_MS, type ResponseBody } from "./protocol.ts";
+import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, TIMESTAMP_WINDOW_MS, transientRequestDigest, type ResponseBody } from "./protocol.ts";
 import { roleAllows, type MethodContext, type MethodDef, type MethodRegistry, type Role } from "./registry.ts";
 import { ReplayCache } from "./replay.ts";
 import { SchemaError } from "./schema.ts";
@@ -146,6 +146,8 @@ export class RpcServer {
   readonly stats: RpcStats = { calls: 0, rejected: {}, connections: 0 };
   private sockets = new Set<Socket<Connection>>();
   private readonly verifier: SignatureVerifier;
+  /** Where replies are framed before they are written (see encodeResponse). */
+  private readonly replyScratch = new Uint8Array(64 * 1024);
 
   constructor(private readonly opts: RpcServerOptions) {
     this.windowMs = opts.windowMs ?? TIMESTAMP_WINDOW_MS;
@@ -263,7 +265,7 @@ export class RpcServer {
     const role = this.opts.trust.roleOfId(callerId);
     if (!role) return this.reject(socket, id, nonce, "unknown-key", `key ${callerId} is not trusted by this node`);
     if (!caller.object) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
-    this.verifier.verify(caller.key, caller.object, requestDigest(envelope.b), envelope.s, (ok) => {
+    this.verifier.verify(caller.key, caller.object, transientRequestDigest(envelope.b), envelope.s, (ok) => {
       if (socket.data.closed || socket.data.closing) return;
       if (!ok) return this.reject(socket, id, nonce, "bad-signature", "signature does not verify for the request body and key");
       try {
@@ -351,7 +353,7 @@ export class RpcServer {
     if (!conn || conn.closed) return;
     let bytes: Uint8Array;
     try {
-      bytes = encodeResponse(this.opts.identity, body, this.now());
+      bytes = encodeResponse(this.opts.identity, body, this.now(), this.replyScratch);
     } catch (e) {
       // a reply that cannot be encoded or signed cannot be sent, and the ones after it must not overtake it
       log.error(`encoding a reply to ${conn.peer} failed; closing the connection`, e);
@@ -359,6 +361,13 @@ export class RpcServer {
       this.onClose(socket);
       return;
     }
+    // what the socket does not take at once is kept, copied out of the scratch the next reply reuses
+    const inScratch = bytes.buffer === this.replyScratch.buffer;
+    if (conn.outbox.length === 0) {
+      const n = Math.max(0, socket.write(bytes));
+      if (n === bytes.length) return;
+      bytes = inScratch ? bytes.slice(n) : bytes.subarray(n);
+    } else if (inScratch) bytes = bytes.slice();
     conn.outbox.push(bytes);
     conn.pendingBytes += bytes.length;
     if (conn.pendingBytes > MAX_UNSENT_BYTES) {
@@ -368,7 +377,6 @@ export class RpcServer {
       this.onClose(socket);
       return;
     }
-    if (conn.outbox.length === 1) this.flush(socket);
   }
 
   /** Writes replies from the head of the outbox until it is empty or the socket is full. */

@@ -54,12 +54,12 @@ export class SignatureVerifier {
   }
 
   /** Checks `signature` (64 bytes) over `digest` (32 bytes) under the raw ed25519 `key`, whose parsed
-   * form is `object`; `done` gets the verdict. */
+   * form is `object`; `done` gets the verdict. `digest` may be overwritten once this returns. */
   verify(key: Uint8Array, object: KeyObject, digest: Uint8Array, signature: Uint8Array, done: Verdict): void {
     this.outstanding++;
     if (!this.ring && !this.failed && this.outstanding >= this.startAt) this.start();
     // a full ring (CAPACITY calls waiting) overflows onto Bun's pool
-    if (!this.ring || this.submitted - this.handled >= CAPACITY) return verifyOnPool(object, digest, signature, (ok) => this.report(done, ok));
+    if (!this.ring || this.submitted - this.handled >= CAPACITY) return verifyOnPool(object, new Uint8Array(digest), signature, (ok) => this.report(done, ok));
     const { control, jobs } = this.ring;
     const slot = this.submitted % CAPACITY;
     const at = slot * SLOT;
