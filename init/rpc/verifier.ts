@@ -102,19 +102,24 @@ export class SignatureVerifier {
 
   private start(): void {
     const buffer = newRingBuffer();
+    const fail = (why: string) => {
+      log.error(`signature verifier thread: ${why}; verifying on Bun's pool from now on`);
+      this.failed = true;
+      this.stop();
+    };
     this.ring = ringViews(buffer);
     this.submitted = this.handled = 0;
-    for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(new URL("./verify-worker.ts", import.meta.url).href);
-      w.onerror = (e) => {
-        log.error(`a signature verifier thread failed (${e.message}); verifying on Bun's pool from now on`);
-        this.failed = true;
-        this.stop();
-      };
-      w.postMessage(buffer);
-      // idle verifiers must not keep a finished process alive
-      w.unref();
-      this.workers.push(w);
+    try {
+      for (let i = 0; i < this.threads; i++) {
+        const w = new Worker(new URL("./verify-worker.ts", import.meta.url).href);
+        w.onerror = (e) => fail(`failed: ${e.message}`);
+        w.postMessage(buffer);
+        // idle verifiers must not keep a finished process alive
+        w.unref();
+        this.workers.push(w);
+      }
+    } catch (e) {
+      return fail(`cannot start: ${(e as Error).message}`); // e.g. verify-worker.ts missing from the image
     }
     log.info(`calls overlap: started ${this.threads} signature verifier thread(s)`);
   }
