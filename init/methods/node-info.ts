@@ -75,13 +75,16 @@ type Changing = { memory: Awaited<ReturnType<typeof memoryInfo>>; disks: Awaited
 let fixed: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } | null = null;
 let changing: { at: number; facts: Changing } | null = null;
 let refreshing: Promise<void> | null = null;
+/** The answer for the current snapshot, shared by every call until the next one (node.info asks per call). */
+let combined: { of: object; facts: MachineFacts } | null = null;
+type MachineFacts = Readonly<{ kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } & Changing>;
 
 /**
  * Everything above in one snapshot. Kernel and CPU do not change while the node runs, so they are
  * read once. Memory, disks and NICs older than `maxAgeMs` are re-read in the background: the answer
  * is the previous snapshot until the new one is in (only the very first call waits for one).
  */
-export async function machineFacts(maxAgeMs = 1000): Promise<{ kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } & Changing> {
+export async function machineFacts(maxAgeMs = 1000): Promise<MachineFacts> {
   fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() };
   if (!changing || Date.now() - changing.at > maxAgeMs) {
     refreshing ??= Promise.all([memoryInfo(), disks(), nics()])
@@ -91,5 +94,7 @@ export async function machineFacts(maxAgeMs = 1000): Promise<{ kernel: ReturnTyp
     if (!changing) await refreshing;
   }
   if (!changing) throw new Error("cannot read memory, disks and NICs (see init's log)");
-  return { ...fixed, ...changing.facts };
+  let answer = combined;
+  if (answer === null || answer.of !== changing) answer = combined = { of: changing, facts: Object.freeze({ ...fixed, ...changing.facts }) };
+  return answer.facts;
 }

@@ -158,9 +158,10 @@ export function frameEnvelope(body: Uint8Array, scratch?: Uint8Array): { bytes: 
   let at = 7 + header;
   bytes.set(body, at);
   at += body.length;
-  bytes.set([0x61, 0x73, 0x58, 0x40], at); // "s": bytes of 64
+  bytes.set(SIGNATURE_KEY, at);
   return { bytes, sig: bytes.subarray(at + 4) };
 }
+const SIGNATURE_KEY = new Uint8Array([0x61, 0x73, 0x58, 0x40]); // "s": bytes of 64
 
 /** Writes `value` big-endian in `width` bytes at `at`. */
 function writeUint(bytes: Uint8Array, at: number, value: number, width: number): void {
@@ -182,7 +183,9 @@ export function encodeRequest(key: KeyPair, method: string, params: unknown, id:
  * a fresh frame per reply was a third of the garbage a call made.
  */
 export function encodeResponse(key: KeyPair, body: Omit<ResponseBody, "k" | "t">, now = Date.now(), scratch?: Uint8Array): Uint8Array {
-  const b = encodeTransient({ ...body, k: key.publicKey, t: now });
+  // a literal of one of two shapes, not a spread: cheaper to build and to encode (same bytes)
+  const full = body.e === undefined ? { i: body.i, n: body.n, y: body.y, r: body.r, k: key.publicKey, t: now } : { i: body.i, n: body.n, y: body.y, e: body.e, k: key.publicKey, t: now };
+  const b = encodeTransient(full);
   const { bytes, sig } = frameEnvelope(b, scratch);
   signInto(key, transientDigest(responseDomain, b), sig);
   return bytes;
