@@ -146,8 +146,8 @@ export class RpcServer {
   readonly stats: RpcStats = { calls: 0, rejected: {}, connections: 0 };
   private sockets = new Set<Socket<Connection>>();
   private readonly verifier: SignatureVerifier;
-  /** Where replies are framed before they are written (see encodeResponse). */
-  private readonly replyScratch = new Uint8Array(64 * 1024);
+  /** Where replies are framed before they are written (see encodeResponse); made with the first reply. */
+  private replyScratch: Uint8Array | null = null;
 
   constructor(private readonly opts: RpcServerOptions) {
     this.windowMs = opts.windowMs ?? TIMESTAMP_WINDOW_MS;
@@ -353,7 +353,7 @@ export class RpcServer {
     if (!conn || conn.closed) return;
     let bytes: Uint8Array;
     try {
-      bytes = encodeResponse(this.opts.identity, body, this.now(), this.replyScratch);
+      bytes = encodeResponse(this.opts.identity, body, this.now(), (this.replyScratch ??= new Uint8Array(64 * 1024)));
     } catch (e) {
       // a reply that cannot be encoded or signed cannot be sent, and the ones after it must not overtake it
       log.error(`encoding a reply to ${conn.peer} failed; closing the connection`, e);
@@ -362,7 +362,7 @@ export class RpcServer {
       return;
     }
     // what the socket does not take at once is kept, copied out of the scratch the next reply reuses
-    const inScratch = bytes.buffer === this.replyScratch.buffer;
+    const inScratch = bytes.buffer === this.replyScratch!.buffer;
     if (conn.outbox.length === 0) {
       const n = Math.max(0, socket.write(bytes));
       if (n === bytes.length) return;
