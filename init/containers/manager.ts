@@ -3,6 +3,7 @@
 // trace on delete. Specs are persisted under the state dir; after a restart of init, restore()
 // tears down whatever the previous init left and recreates the containers that were meant to run.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { getRlimit, RLIMIT_NOFILE } from "../libc.ts";
@@ -212,14 +213,24 @@ export class ContainerManager {
     writeFileSync(join(c.bundle, "config.json"), JSON.stringify(config, null, 2));
   }
 
-  /** The container's /etc/hostname, hosts and resolv.conf, bind-mounted from the bundle. */
-  private writeEtcFiles(c: Container): EtcFiles {
+  /**
+   * The container's /etc/hostname, hosts and resolv.conf, bind-mounted from the bundle. Written by
+   * the thread pool: on a busy disk each file costs this thread a journal wait, while it has the
+   * flist mount to make.
+   */
+  private async writeEtcFiles(c: Container): Promise<EtcFiles> {
     const etc = join(c.bundle, "etc");
-    mkdirSync(etc, { recursive: true });
+    await mkdir(etc, { recursive: true });
     const files = { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") };
-    writeFileSync(files.hostname, c.spec.hostname + "\n");
-    writeFileSync(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${c.spec.hostname}\n` : ""}`);
-    writeFileSync(files.resolv, existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf") : "");
+    const resolv = readFile("/etc/resolv.conf").catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") return "";
+      throw e;
+    });
+    await Promise.all([
+      writeFile(files.hostname, c.spec.hostname + "\n"),
+      writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${c.spec.hostname}\n` : ""}`),
+      resolv.then((r) => writeFile(files.resolv, r)),
+    ]);
     return files;
   }
 
