@@ -7,13 +7,30 @@ import { join } from "node:path";
 import { bun, repoRoot } from "./helpers.ts";
 import { SPARE_VETH_PREFIX } from "../../init/containers/netlink.ts";
 
-const probe = `
-import { closeSync, openSync } from "node:fs";
+/** Shared by the probes: iproute2 as JSON, in ours or in the namespace at a path; argv's last is a netns path to use. */
+const prelude = `
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { deleteLink } from "${repoRoot}/init/containers/netlink.ts";
-import { deleteLinkOffThread, makeNetnsOffThread } from "${repoRoot}/init/containers/off-thread.ts";
+import { deleteLinkOffThread, makeNetnsOffThread, makeSpareNetnsOffThread } from "${repoRoot}/init/containers/off-thread.ts";
 const ip = (...a) => { const r = Bun.spawnSync(["ip", "-j", ...a]); if (r.exitCode) throw new Error(r.stderr.toString()); return JSON.parse(r.stdout.toString() || "[]"); };
-const inside = (...a) => { const r = Bun.spawnSync(["nsenter", "--net=" + netns, "ip", "-j", ...a]); return JSON.parse(r.stdout.toString() || "[]"); };
+const insideOf = (ns, ...a) => JSON.parse(Bun.spawnSync(["nsenter", "--net=" + ns, "ip", "-j", ...a]).stdout.toString() || "[]");
 const netns = process.argv.at(-1);
+`;
+
+/** Runs a probe (after the prelude) in fresh mount and network namespaces; returns what it printed as JSON. */
+function runProbe(probe: string) {
+  const dir = mkdtempSync(join(tmpdir(), "zos-netlink-"));
+  try {
+    const r = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", bun, "-e", prelude + probe, join(dir, "netns")], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stderr.toString()).toBe("");
+    return JSON.parse(r.stdout.toString());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const probe = `
+const inside = (...a) => insideOf(netns, ...a);
 Bun.spawnSync(["ip", "link", "add", "zt-br", "type", "bridge"]);
 closeSync(openSync(netns, "w"));
 await makeNetnsOffThread(netns, { peer: "zt-veth", peerPid: process.pid, ip: "10.99.0.2", prefix: 24, gateway: "10.99.0.1" }, "zt-br");
@@ -35,37 +52,26 @@ console.log(JSON.stringify(out));
 `;
 
 test("a namespace made off-thread has eth0 addressed and up, lo up, a default route; the peer is on the bridge; the veth is deleted off-thread", () => {
-  const dir = mkdtempSync(join(tmpdir(), "zos-netlink-"));
-  try {
-    const r = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", bun, "-e", probe, join(dir, "netns")], { stdout: "pipe", stderr: "pipe" });
-    expect(r.stderr.toString()).toBe("");
-    const out = JSON.parse(r.stdout.toString());
-    const eth0 = out.addr[0];
-    expect(eth0.flags).toContain("UP");
-    expect(eth0.addr_info.filter((a: { family: string }) => a.family === "inet")).toMatchObject([{ local: "10.99.0.2", prefixlen: 24 }]);
-    expect(out.lo[0].flags).toContain("UP");
-    expect(out.route).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.99.0.1", dev: "eth0" }));
-    expect(out.veth[0]).toMatchObject({ ifname: "zt-veth", master: "zt-br" });
-    expect(out.veth[0].flags).toContain("UP");
-    // the thread went back: nothing of the container's namespace shows in ours
-    expect(out.hostAddrs.some((l: { ifname: string }) => l.ifname === "eth0")).toBe(false);
-    // a second namespace with a taken peer name: the kernel's EEXIST, by name
-    expect(out.again).toMatchObject({ name: "OffThreadError", errno: 17 });
-    expect(out.again.message).toMatch(/veth eth0\/zt-veth: EEXIST/);
-    expect(out.vethsLeft).toBe(0);
-    expect(out.deletedTwice).toBe(false);
-    expect(out.missingDeleted).toBe("resolved");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const out = runProbe(probe);
+  const eth0 = out.addr[0];
+  expect(eth0.flags).toContain("UP");
+  expect(eth0.addr_info.filter((a: { family: string }) => a.family === "inet")).toMatchObject([{ local: "10.99.0.2", prefixlen: 24 }]);
+  expect(out.lo[0].flags).toContain("UP");
+  expect(out.route).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.99.0.1", dev: "eth0" }));
+  expect(out.veth[0]).toMatchObject({ ifname: "zt-veth", master: "zt-br" });
+  expect(out.veth[0].flags).toContain("UP");
+  // the thread went back: nothing of the container's namespace shows in ours
+  expect(out.hostAddrs.some((l: { ifname: string }) => l.ifname === "eth0")).toBe(false);
+  // a second namespace with a taken peer name: the kernel's EEXIST, by name
+  expect(out.again).toMatchObject({ name: "OffThreadError", errno: 17 });
+  expect(out.again.message).toMatch(/veth eth0\/zt-veth: EEXIST/);
+  expect(out.vethsLeft).toBe(0);
+  expect(out.deletedTwice).toBe(false);
+  expect(out.missingDeleted).toBe("resolved");
 });
 
 const spareProbe = `
-import { closeSync, openSync, readFileSync } from "node:fs";
-import { makeNetnsOffThread, makeSpareNetnsOffThread } from "${repoRoot}/init/containers/off-thread.ts";
-const ip = (...a) => { const r = Bun.spawnSync(["ip", "-j", ...a]); if (r.exitCode) throw new Error(r.stderr.toString()); return JSON.parse(r.stdout.toString() || "[]"); };
-const inside = (ns, ...a) => JSON.parse(Bun.spawnSync(["nsenter", "--net=" + ns, "ip", "-j", ...a]).stdout.toString() || "[]");
-const netns = process.argv.at(-1);
+const inside = insideOf;
 const make = async (path, peer, addr) => {
   closeSync(openSync(path, "w"));
   await makeNetnsOffThread(path, { peer, peerPid: process.pid, ip: addr, prefix: 24, gateway: "10.99.0.1" }, "zt-br");
@@ -93,33 +99,26 @@ console.log(JSON.stringify(out));
 `;
 
 test("a spare namespace made ahead is what the next one takes: renamed, addressed, on the bridge; a failed take leaves nothing", () => {
-  const dir = mkdtempSync(join(tmpdir(), "zos-netlink-"));
-  try {
-    const r = Bun.spawnSync(["unshare", "--mount", "--net", "--propagation", "private", bun, "-e", spareProbe, join(dir, "netns")], { stdout: "pipe", stderr: "pipe" });
-    expect(r.stderr.toString()).toBe("");
-    const out = JSON.parse(r.stdout.toString());
-    // asked twice, made once: down, on no bridge, under a name no container has
-    expect(out.spares).toHaveLength(1);
-    const spare = out.spares[0];
-    expect(spare.ifname).toStartWith(SPARE_VETH_PREFIX);
-    expect(spare.flags).not.toContain("UP");
-    expect(spare.master).toBeUndefined();
-    // the first namespace is the spare (a rename keeps the index), set up as a new one would be
-    expect(out.a[0]).toMatchObject({ ifindex: spare.ifindex, ifname: "zt-a", master: "zt-br" });
-    expect(out.a[0].flags).toContain("UP");
-    expect(out.aAddr[0].addr_info.filter((a: { family: string }) => a.family === "inet")).toMatchObject([{ local: "10.99.0.2", prefixlen: 24 }]);
-    expect(out.aLo[0].flags).toContain("UP");
-    expect(out.aRoute).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.99.0.1", dev: "eth0" }));
-    // the second had no spare to take: made afresh, and the two reach each other over the bridge
-    expect(out.b[0].ifindex).not.toBe(spare.ifindex);
-    expect(out.b[0].master).toBe("zt-br");
-    expect(out.ping).toBe(0);
-    expect(out.taken.errno).toBe(17);
-    expect(out.taken.message).toMatch(/veth eth0\/zt-a: EEXIST/);
-    expect(out.vethsLeft).toEqual(["zt-a", "zt-b"]);
-    // the failed take unbound the spare: what is left is the namespace made afresh (the manager's teardown removes it)
-    expect(out.cMounts).toBe(1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const out = runProbe(spareProbe);
+  // asked twice, made once: down, on no bridge, under a name no container has
+  expect(out.spares).toHaveLength(1);
+  const spare = out.spares[0];
+  expect(spare.ifname).toStartWith(SPARE_VETH_PREFIX);
+  expect(spare.flags).not.toContain("UP");
+  expect(spare.master).toBeUndefined();
+  // the first namespace is the spare (a rename keeps the index), set up as a new one would be
+  expect(out.a[0]).toMatchObject({ ifindex: spare.ifindex, ifname: "zt-a", master: "zt-br" });
+  expect(out.a[0].flags).toContain("UP");
+  expect(out.aAddr[0].addr_info.filter((a: { family: string }) => a.family === "inet")).toMatchObject([{ local: "10.99.0.2", prefixlen: 24 }]);
+  expect(out.aLo[0].flags).toContain("UP");
+  expect(out.aRoute).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.99.0.1", dev: "eth0" }));
+  // the second had no spare to take: made afresh, and the two reach each other over the bridge
+  expect(out.b[0].ifindex).not.toBe(spare.ifindex);
+  expect(out.b[0].master).toBe("zt-br");
+  expect(out.ping).toBe(0);
+  expect(out.taken.errno).toBe(17);
+  expect(out.taken.message).toMatch(/veth eth0\/zt-a: EEXIST/);
+  expect(out.vethsLeft).toEqual(["zt-a", "zt-b"]);
+  // the failed take unbound the spare: what is left is the namespace made afresh (the manager's teardown removes it)
+  expect(out.cMounts).toBe(1);
 });
