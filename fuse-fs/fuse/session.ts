@@ -177,7 +177,12 @@ export class FuseSession {
   private constructor(
     readonly opts: SessionOptions,
     private readonly handler: FuseHandler,
-  ) {}
+  ) {
+    // ended() rejects `initialized` even when nothing awaits it any more (INIT failed before any
+    // reader started: mount() already throws its own error); observed here, that rejection is never
+    // an unhandled one, which would end a CLI. mount() still awaits it and sees it.
+    this.initialized.catch(() => {});
+  }
 
   static async mount(handler: FuseHandler, opts: SessionOptions): Promise<FuseSession> {
     const s = new FuseSession(opts, handler);
