@@ -13,7 +13,7 @@ import { availableParallelism } from "node:os";
 import type { KeyObject } from "node:crypto";
 import { publicKeyObject, verifyOnPool } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
-import { CAPACITY, newRingBuffer, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID, type Ring } from "./verify-ring.ts";
+import { CAPACITY, CLAIMED, MASK, newRingBuffer, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID, type Ring } from "./verify-ring.ts";
 
 const log = logger("rpc");
 
@@ -25,16 +25,20 @@ export interface VerifierOptions {
   threads?: number;
   /** Verifications in flight at once that start the verifier threads. */
   startAt?: number;
+  /** The ring's first job number (int32; tests start near 2^31 to cross the counters' wrap). Default 0. */
+  firstJob?: number;
 }
 
 export class SignatureVerifier {
   private readonly threads: number;
   private readonly startAt: number;
+  private readonly firstJob: number;
   /** Verifications handed out and not yet reported. */
   private outstanding = 0;
   private ring: Ring | null = null;
   private workers: Worker[] = [];
-  /** Jobs written to the ring and verdicts read from it, counting from 0 (slot = count % CAPACITY). */
+  /** Jobs written to the ring and verdicts read from it: int32 counters that wrap like the ring's
+   * (verify-ring.ts), so compared only for equality or by (submitted - handled) | 0. */
   private submitted = 0;
   private handled = 0;
   private readonly callbacks: (Verdict | undefined)[] = new Array(CAPACITY);
@@ -46,6 +50,7 @@ export class SignatureVerifier {
   constructor(opts: VerifierOptions = {}) {
     this.threads = opts.threads ?? Math.min(2, Math.max(1, availableParallelism() - 1));
     this.startAt = opts.startAt ?? 4;
+    this.firstJob = (opts.firstJob ?? 0) | 0;
   }
 
   /** Whether the verifier threads are running. */
@@ -59,15 +64,16 @@ export class SignatureVerifier {
     this.outstanding++;
     if (!this.ring && !this.failed && this.outstanding >= this.startAt) this.start();
     // a full ring (CAPACITY calls waiting) overflows onto Bun's pool
-    if (!this.ring || this.submitted - this.handled >= CAPACITY) return verifyOnPool(object, new Uint8Array(digest), signature, (ok) => this.report(done, ok));
+    if (!this.ring || ((this.submitted - this.handled) | 0) >= CAPACITY) return verifyOnPool(object, new Uint8Array(digest), signature, (ok) => this.report(done, ok));
     const { control, jobs } = this.ring;
-    const slot = this.submitted % CAPACITY;
+    const slot = this.submitted & MASK;
     const at = slot * SLOT;
     jobs.set(key, at);
     jobs.set(digest, at + 32);
     jobs.set(signature, at + 64);
     this.callbacks[slot] = done;
-    Atomics.store(control, SUBMITTED, ++this.submitted);
+    this.submitted = (this.submitted + 1) | 0;
+    Atomics.store(control, SUBMITTED, this.submitted);
     if (Atomics.load(control, SLEEPING) > 0) Atomics.notify(control, SUBMITTED, 1);
     this.awaitVerdicts();
   }
@@ -83,8 +89,8 @@ export class SignatureVerifier {
     for (const w of this.workers) w.terminate();
     this.workers = [];
     this.waiting = false;
-    for (; this.handled < this.submitted; this.handled++) {
-      const slot = this.handled % CAPACITY;
+    for (; this.handled !== this.submitted; this.handled = (this.handled + 1) | 0) {
+      const slot = this.handled & MASK;
       const done = this.callbacks[slot]!;
       this.callbacks[slot] = undefined;
       const at = slot * SLOT;
@@ -108,7 +114,9 @@ export class SignatureVerifier {
       this.stop();
     };
     this.ring = ringViews(buffer);
-    this.submitted = this.handled = 0;
+    this.submitted = this.handled = this.firstJob;
+    // before any verifier reads them
+    this.ring.control[SUBMITTED] = this.ring.control[CLAIMED] = this.firstJob;
     try {
       for (let i = 0; i < this.threads; i++) {
         const w = new Worker(new URL("./verify-worker.ts", import.meta.url).href);
@@ -132,7 +140,7 @@ export class SignatureVerifier {
     // verdicts already in are taken now (on every submission too), not when the waiter's wake-up
     // comes round the event loop: under load the JS thread is rarely idle, and that wait was the
     // longest step of a slow call after the queue itself (p99 2.4 ms from verdict to handling)
-    if (Atomics.load(ring.verdicts, this.handled % CAPACITY) !== 0) return this.drain(ring);
+    if (Atomics.load(ring.verdicts, this.handled & MASK) !== 0) return this.drain(ring);
     if (this.waiting) return;
     const wait = Atomics.waitAsync(ring.control, PROGRESS, seen);
     if (!wait.async) return this.drain(ring); // a verdict came in since `seen`
@@ -145,16 +153,16 @@ export class SignatureVerifier {
   }
 
   private drain(ring: Ring): void {
-    while (this.ring === ring && this.handled < this.submitted) {
-      const slot = this.handled % CAPACITY;
+    while (this.ring === ring && this.handled !== this.submitted) {
+      const slot = this.handled & MASK;
       const verdict = Atomics.load(ring.verdicts, slot);
       if (verdict === 0) break;
       ring.verdicts[slot] = 0;
       const done = this.callbacks[slot]!;
       this.callbacks[slot] = undefined;
-      this.handled++;
+      this.handled = (this.handled + 1) | 0;
       this.report(done, verdict === VALID);
     }
-    if (this.ring === ring && this.handled < this.submitted) this.awaitVerdicts();
+    if (this.ring === ring && this.handled !== this.submitted) this.awaitVerdicts();
   }
 }

@@ -4,7 +4,7 @@
 import type { KeyObject } from "node:crypto";
 import { verify } from "node:crypto";
 import { publicKeyObject } from "../identity/ed25519.ts";
-import { CLAIMED, INVALID, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID, CAPACITY } from "./verify-ring.ts";
+import { CLAIMED, INVALID, MASK, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID } from "./verify-ring.ts";
 
 declare const self: Worker;
 
@@ -26,8 +26,8 @@ function run(buffer: SharedArrayBuffer): void {
       Atomics.sub(control, SLEEPING, 1);
       continue;
     }
-    if (Atomics.compareExchange(control, CLAIMED, claimed, claimed + 1) !== claimed) continue; // another verifier took it
-    const slot = claimed % CAPACITY;
+    if (Atomics.compareExchange(control, CLAIMED, claimed, (claimed + 1) | 0) !== claimed) continue; // another verifier took it
+    const slot = claimed & MASK;
     const at = slot * SLOT;
     const key = jobs.subarray(at, at + 32);
     if (lastObject === null || Buffer.compare(key, lastKey) !== 0) {

@@ -57,6 +57,21 @@ describe("signature verifier", () => {
     }
   });
 
+  test("job counters wrapping past 2^31 - 1 keep the verifier threads, the verdicts and their order", async () => {
+    // ~30 h at 20k calls/s: with `job % CAPACITY` the wrapped (negative) job number gave a negative
+    // slot, the verifier thread died on a RangeError and the node stayed on Bun's pool
+    const verifier = new SignatureVerifier({ threads: 2, startAt: 1, firstJob: 2 ** 31 - 100 });
+    try {
+      const list = jobs(300);
+      const { verdicts, order } = await verifyAll(verifier, list);
+      expect(verdicts).toEqual(list.map((j) => j.expected));
+      expect(order).toEqual(list.map((_, i) => i));
+      expect(verifier.threaded).toBe(true);
+    } finally {
+      verifier.stop();
+    }
+  });
+
   test("more jobs than the ring holds overflow onto Bun's pool with the same verdicts", async () => {
     const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
     try {
