@@ -5,6 +5,7 @@ import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { LibcError, MNT_DETACH, mount, umount } from "../libc.ts";
+import { logger } from "../log.ts";
 import { addressInside, closeFd, configureInside, deleteLink, ifindex, makeVethInside, NetlinkError, openRtnetlink, setMasterUp, SPARE_VETH_PREFIX } from "./netlink.ts";
 import type { OffThreadReply, OffThreadRequest } from "./off-thread.ts";
 
@@ -16,6 +17,7 @@ const libc = dlopen("libc.so.6", {
   __errno_location: { args: [], returns: FFIType.ptr },
 }).symbols;
 const CLONE_NEWNET = 0x40000000, MS_BIND = 4096;
+const log = logger("containers");
 /** The process's own network namespace, which this thread returns to after making a container's. */
 const homeNetns = openSync("/proc/self/ns/net", "r");
 
@@ -61,20 +63,24 @@ function makeSpare(): void {
   if (spare) return;
   const peer = SPARE_VETH_PREFIX + randomBytes(4).toString("hex");
   check("unshare(CLONE_NEWNET)", libc.unshare(CLONE_NEWNET));
-  let ns = -1, netlink = -1, eth0 = 0;
+  let ns = -1, netlink = -1;
   try {
-    ns = openSync("/proc/thread-self/ns/net", "r");
-    netlink = openRtnetlink("spare network namespace");
-    eth0 = makeVethInside(peer, process.pid);
+    let eth0: number;
+    try {
+      ns = openSync("/proc/thread-self/ns/net", "r");
+      netlink = openRtnetlink("spare network namespace");
+      eth0 = makeVethInside(peer, process.pid);
+    } finally {
+      check("setns", libc.setns(homeNetns, CLONE_NEWNET));
+    }
+    // the peer is looked up at home, where it was moved; a failure here must close the fds too
+    spare = { ns, netlink, eth0, peer, peerIndex: ifindex(peer) };
   } catch (err) {
     // dropping the namespace takes its veth pair with it
     if (netlink >= 0) closeFd(netlink);
     if (ns >= 0) closeSync(ns);
     throw err;
-  } finally {
-    check("setns", libc.setns(homeNetns, CLONE_NEWNET));
   }
-  spare = { ns, netlink, eth0, peer, peerIndex: ifindex(peer) };
 }
 
 /**
@@ -91,12 +97,22 @@ function claimSpare(s: Spare, path: string, inside: Parameters<typeof configureI
     addressInside(inside, s.eth0, s.netlink);
     setMasterUp(s.peer, bridge, inside.peer);
     return true;
-  } catch {
+  } catch (err) {
+    log.warn(`cannot take the spare network namespace for ${inside.peer}, making a new one`, err);
+    // Unbound first and on its own: a bind left on `path` would keep the namespace (and its veth)
+    // alive under the new namespace mounted over it, and detach unmounts only the top one.
+    if (bound) {
+      try {
+        umount(path, MNT_DETACH);
+      } catch (e) {
+        log.warn(`cannot unbind the spare network namespace from ${path}`, e);
+      }
+    }
     try {
       deleteLink(s.peerIndex);
-      if (bound) umount(path, MNT_DETACH);
-    } catch {
-      // left to the namespace's end: the kernel deletes the pair with it
+    } catch (e) {
+      // once unbound and its fds closed below, the namespace ends and the kernel deletes the pair with it
+      log.warn(`cannot delete the spare's veth ${s.peer}`, e);
     }
     return false;
   } finally {
