@@ -84,6 +84,11 @@ export class SignatureVerifier {
     if (!ring) return;
     this.ring = null;
     Atomics.store(ring.control, STOP, 1);
+    // SUBMITTED changes too: a verifier that read STOP as 0 just before and has yet to call
+    // Atomics.wait(SUBMITTED, its value) would otherwise sleep through this notify for good (terminate
+    // need not interrupt Atomics.wait). It sees STOP when the wait returns; should it take the extra
+    // "job" first, its verdict goes into a ring no one reads.
+    Atomics.add(ring.control, SUBMITTED, 1);
     Atomics.notify(ring.control, SUBMITTED);
     Atomics.notify(ring.control, PROGRESS); // releases our own waiter
     for (const w of this.workers) w.terminate();

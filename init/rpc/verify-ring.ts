@@ -7,7 +7,7 @@
 //     [CLAIMED]   jobs taken by a verifier (compare-and-swap, so each job goes to exactly one)
 //     [PROGRESS]  verdicts written; a verifier adds 1 per verdict and notifies the JS thread's waiter
 //     [SLEEPING]  verifiers blocked in Atomics.wait on SUBMITTED (the JS thread notifies only if > 0)
-//     [STOP]      1: verifiers exit
+//     [STOP]      1: verifiers exit (set with a change of SUBMITTED, so a verifier about to sleep wakes)
 //   jobs     CAPACITY slots of 128 bytes: caller key (32) | request digest (32) | signature (64)
 //   verdicts CAPACITY bytes: 0 pending, 1 valid, 2 invalid; the JS thread zeroes a verdict it has read
 //

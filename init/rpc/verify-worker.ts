@@ -16,7 +16,7 @@ function run(buffer: SharedArrayBuffer): void {
   const lastKey = new Uint8Array(32);
   let lastObject: KeyObject | null = null;
   for (;;) {
-    if (Atomics.load(control, STOP)) return;
+    if (Atomics.load(control, STOP)) return; // read on every turn, so after every wake-up too
     const claimed = Atomics.load(control, CLAIMED);
     const submitted = Atomics.load(control, SUBMITTED);
     if (claimed === submitted) {
