@@ -226,11 +226,15 @@ export class ContainerManager {
       if (e.code === "ENOENT") return "";
       throw e;
     });
-    await Promise.all([
+    // allSettled, not all: a failed write must not reject while the others still run on the thread
+    // pool, or teardown's removal of the bundle would race them (build()'s rule: all settle first)
+    const settled = await Promise.allSettled([
       writeFile(files.hostname, c.spec.hostname + "\n"),
       writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${c.spec.hostname}\n` : ""}`),
       resolv.then((r) => writeFile(files.resolv, r)),
     ]);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     return files;
   }
 
