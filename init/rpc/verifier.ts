@@ -166,7 +166,13 @@ export class SignatureVerifier {
       const done = this.callbacks[slot]!;
       this.callbacks[slot] = undefined;
       this.handled = (this.handled + 1) | 0;
-      this.report(done, verdict === VALID);
+      // a callback that throws must not end the drain: the verdicts after it would wait, with no
+      // waiter armed, for some later verify() (for good once calls stop)
+      try {
+        this.report(done, verdict === VALID);
+      } catch (e) {
+        log.error("signature verdict callback threw", e);
+      }
     }
     if (this.ring === ring && this.handled !== this.submitted) this.awaitVerdicts();
   }

@@ -72,6 +72,30 @@ describe("signature verifier", () => {
     }
   });
 
+  test("a verdict callback that throws does not hold up the verdicts after it", async () => {
+    const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
+    try {
+      const list = jobs(100);
+      const verdicts: boolean[] = new Array(list.length);
+      let reported = 0;
+      const all = new Promise<void>((resolve) =>
+        list.forEach((j, i) =>
+          verifier.verify(j.key.publicKey, publicKeyObject(j.key.publicKey)!, j.digest, j.signature, (ok) => {
+            verdicts[i] = ok;
+            if (++reported === list.length) resolve();
+            if (i % 10 === 0) throw new Error(`callback ${i} throws`);
+          }),
+        ),
+      );
+      // no verify() after these: before, the drain stopped at the first throw and the rest waited for one
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(`only ${reported} of ${list.length} reported`), 3000));
+      expect(await Promise.race([all.then(() => "all reported"), timeout])).toBe("all reported");
+      expect(verdicts).toEqual(list.map((j) => j.expected));
+    } finally {
+      verifier.stop();
+    }
+  });
+
   test("more jobs than the ring holds overflow onto Bun's pool with the same verdicts", async () => {
     const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
     try {
