@@ -119,7 +119,10 @@ export class Flist {
     this.q = {
       inode: prep(`SELECT ${INODE_COLUMNS} FROM inode WHERE ino = ?`),
       children: prep(`SELECT ${INODE_COLUMNS} FROM inode WHERE parent = ? ORDER BY ino`),
-      lookup: prep(`SELECT ${INODE_COLUMNS} FROM inode WHERE parent = ? AND name = ?`),
+      // Names that are not UTF-8 are packed lossily, so two rows of a directory can share a name: the
+      // last one (highest ino) is chosen, as a directory's listing turned into a Map by name keeps
+      // it (FlistFs), so a name resolves to one inode whichever way it is looked up.
+      lookup: prep(`SELECT ${INODE_COLUMNS} FROM inode WHERE parent = ? AND name = ? ORDER BY ino DESC LIMIT 1`),
       target: prep("SELECT data FROM extra WHERE ino = ?"),
       blocks: prep("SELECT id, key FROM block WHERE ino = ? ORDER BY rowid"),
       tag: prep("SELECT value FROM tag WHERE key = ?"),
