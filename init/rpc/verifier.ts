@@ -113,19 +113,24 @@ export class SignatureVerifier {
 
   private start(): void {
     const buffer = newRingBuffer();
+    const ring = ringViews(buffer);
     const fail = (why: string) => {
+      // a thread of a ring already stopped (whose stop() terminated it, say) is no failure of this one
+      if (this.ring !== ring) return;
       log.error(`signature verifier thread: ${why}; verifying on Bun's pool from now on`);
       this.failed = true;
       this.stop();
     };
-    this.ring = ringViews(buffer);
+    this.ring = ring;
     this.submitted = this.handled = this.firstJob;
     // before any verifier reads them
-    this.ring.control[SUBMITTED] = this.ring.control[CLAIMED] = this.firstJob;
+    ring.control[SUBMITTED] = ring.control[CLAIMED] = this.firstJob;
     try {
       for (let i = 0; i < this.threads; i++) {
         const w = new Worker(new URL("./verify-worker.ts", import.meta.url).href);
         w.onerror = (e) => fail(`failed: ${e.message}`);
+        // a thread that ends without an error would otherwise hold every job it was owed for good
+        w.addEventListener("close", () => fail("exited"));
         w.postMessage(buffer);
         // idle verifiers must not keep a finished process alive
         w.unref();

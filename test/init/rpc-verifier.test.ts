@@ -1,6 +1,6 @@
 // Request signatures verified on the server's own verifier threads (init/rpc/verifier.ts): every
 // verdict matches a synchronous check, verdicts come back in submission order, a full ring overflows
-// onto Bun's pool, and stopping hands owed jobs to the pool.
+// onto Bun's pool, and stopping or a verifier thread's death hands owed jobs to the pool.
 import { describe, expect, test } from "bun:test";
 import { generateKeyPair, publicKeyObject, signMessage, verifySignature, type KeyPair } from "../../init/identity/ed25519.ts";
 import { requestDigest } from "../../init/rpc/protocol.ts";
@@ -113,6 +113,36 @@ describe("signature verifier", () => {
     const { verdicts } = await verifyAll(verifier, list, () => verifier.stop());
     expect(verifier.threaded).toBe(false);
     expect(verdicts).toEqual(list.map((j) => j.expected));
+  });
+
+  test("a verifier thread that dies: its owed jobs are verified on Bun's pool, once each, and later calls keep working", async () => {
+    const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
+    try {
+      const list = jobs(300);
+      const reports = new Array<number>(list.length).fill(0);
+      const verdicts: boolean[] = new Array(list.length);
+      const all = new Promise<void>((resolve) => {
+        let reported = 0;
+        list.forEach((j, i) =>
+          verifier.verify(j.key.publicKey, publicKeyObject(j.key.publicKey)!, j.digest, j.signature, (ok) => {
+            verdicts[i] = ok;
+            if (reports[i]++ === 0 && ++reported === list.length) resolve();
+          }),
+        );
+        verifier["workers"][0].terminate(); // no error event: only its close tells
+      });
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve("jobs still owed"), 5000));
+      expect(await Promise.race([all.then(() => "all reported"), timeout])).toBe("all reported");
+      expect(verdicts).toEqual(list.map((j) => j.expected));
+      await Bun.sleep(50); // a second report of any job would come by now
+      expect(reports.every((n) => n === 1)).toBe(true);
+      expect(verifier.threaded).toBe(false);
+      const later = jobs(20);
+      expect((await verifyAll(verifier, later)).verdicts).toEqual(later.map((j) => j.expected));
+      expect(verifier.threaded).toBe(false);
+    } finally {
+      verifier.stop();
+    }
   });
 
   test("a digest overwritten once verify returns (the server's is transient) does not change the verdict", async () => {
