@@ -109,10 +109,11 @@ export async function startNsNode(dir: string, opts: { trustedFlistKey?: string 
 export function traces(node: NsNode): Record<string, number> {
   const ours = [join(node.stateDir, "containers/bundles"), join(node.stateDir, "containers/lowers")];
   const mounts = node.inNode(["cat", "/proc/self/mountinfo"]).out.split("\n").filter((l) => ours.some((d) => l.includes(d))).length;
-  // init keeps at most one spare network namespace, whose veth end is named SPARE_VETH_PREFIX...: not a container's
-  const vethNames = node.inNode(["ip", "-o", "link", "show", "type", "veth"]).out.split("\n").filter(Boolean).map((l) => l.split(": ")[1].split("@")[0]);
-  const spares = vethNames.filter((n) => n.startsWith(SPARE_VETH_PREFIX)).length;
-  const veths = vethNames.length - Math.min(1, spares);
+  // init keeps at most one spare network namespace, whose veth end is named SPARE_VETH_PREFIX... and
+  // is down and on no bridge: not a container's. One that is up or has a master is a half-taken spare, a leak.
+  const links: { ifname: string; flags: string[]; master?: string }[] = JSON.parse(node.inNode(["ip", "-j", "link", "show", "type", "veth"]).out || "[]");
+  const spares = links.filter((l) => l.ifname.startsWith(SPARE_VETH_PREFIX) && !l.flags.includes("UP") && !l.master).length;
+  const veths = links.length - Math.min(1, spares);
   const nft = node.inNode(["nft", "-j", "list", "table", "ip", "zos_containers"]);
   let forwards = 0;
   if (nft.code === 0) for (const o of JSON.parse(nft.out).nftables) if (o.map) forwards += (o.map.elem ?? []).length;
