@@ -11,7 +11,7 @@ import { replyBuffer, type FixedReplies, type FuseHandler, type Reply, type Requ
 
 const TTL_SECS = 365 * 24 * 3600;
 /** Lookups in a directory answered one query each before its whole listing is loaded (see child()). */
-const LOOKUPS_BEFORE_LISTING = 4;
+export const LOOKUPS_BEFORE_LISTING = 4;
 /** What GETXATTR gets: flists record no extended attributes. */
 const NO_XATTR = Errno.ENODATA;
 const W_OK = 2;

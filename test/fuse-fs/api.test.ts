@@ -1,10 +1,12 @@
 // The programmatic API init uses: mountFlist in this process (reads go through child processes, since
 // this thread answers the kernel), request counts, unmount; and the pack progress bar on a terminal.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, spyOn, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mountFlist, pack } from "../../fuse-fs/index.ts";
+import { Flist } from "../../fuse-fs/flist.ts";
+import { LOOKUPS_BEFORE_LISTING } from "../../fuse-fs/fs.ts";
 import { bun, cli, isMounted } from "./helpers.ts";
 
 let dir: string;
@@ -79,11 +81,18 @@ for n in sys.argv[2:]:
         print(os.lstat(os.path.join(sys.argv[1], n)).st_size)
     except FileNotFoundError:
         print("ENOENT")`;
+  const many = m.entry("sub/many")!.ino;
+  // which way each lookup in sub/many went: single queries, then one load of its listing
+  const queried = spyOn(Flist.prototype, "lookup");
+  const listed = spyOn(Flist.prototype, "children");
   try {
     const out = await child(["python3", "-c", lstats, join(mnt, "sub/many"), ...names]);
     expect(out).toBe(names.map((n) => (n.startsWith("f") ? n.slice(1) : "ENOENT") + "\n").join(""));
-    expect(m.requestCounts().READDIRPLUS ?? 0).toBe(0);
+    expect(queried.mock.calls.filter(([parent]) => parent === many).map(([, name]) => name)).toEqual(names.slice(0, LOOKUPS_BEFORE_LISTING));
+    expect(listed.mock.calls.filter(([parent]) => parent === many)).toHaveLength(1);
   } finally {
+    queried.mockRestore();
+    listed.mockRestore();
     await m.unmount();
   }
 });
