@@ -102,8 +102,9 @@ export class Network {
 
   /**
    * Has the network thread make a namespace and veth pair ahead of need, if it has none, for the next
-   * attach to take (mount-thread.ts). Asked once a create is done: made while a container starts, it
-   * would compete with that start for the CPU.
+   * attach to take (mount-thread.ts). Asked once a create is done, so that create never competes
+   * with it for the CPU; creates running at once can still overlap it (one's spare is made while
+   * another starts), which costs that start some CPU and rtnl lock time but is never wrong.
    */
   keepSpare(): void {
     makeSpareNetnsOffThread().catch((e) => log.warn("cannot make a spare network namespace", e));
