@@ -34,8 +34,8 @@ export interface FixedReplies {
   attrs: Map<number, Uint8Array>;
   /** LOOKUP in a directory given whole here, by its node id: name -> fuse_entry_out. */
   entries: Map<number, Map<string, Uint8Array>>;
-  /** LOOKUP of a name missing from such a directory (a negative fuse_entry_out), or an errno. */
-  missing: Uint8Array | number;
+  /** LOOKUP of a name missing from such a directory: a negative fuse_entry_out, which the kernel caches. */
+  missing: Uint8Array;
   /** Requests answered alike whatever their node or body (STATFS, GETXATTR), by opcode: a reply or an errno. */
   byOpcode: Map<number, Uint8Array | number>;
 }
