@@ -1,7 +1,8 @@
 // Where the RPC server verifies request signatures. A node answering one call at a time (the CLI, a
 // health probe) uses Bun's native crypto thread pool, at no memory cost. Once calls overlap, verifier
-// threads of our own start (verify-worker.ts; ~10 MiB of RSS each, kept from then on) and take the
-// signatures from a shared ring (verify-ring.ts) first-in first-out.
+// threads of our own start (verify-worker.ts; kept from then on; RSS ~6.3 MiB for the first and ~2.7 MiB
+// for a second, bundled as in the image, see init/README.md) and take the signatures from a shared
+// ring (verify-ring.ts) first-in first-out.
 //
 // Why not Bun's pool for everything: it runs the jobs the JS thread submits last-in first-out (of 64
 // submitted at once, the first finished 28th to 64th), and its two threads and the JS thread took
@@ -13,7 +14,7 @@ import { availableParallelism } from "node:os";
 import type { KeyObject } from "node:crypto";
 import { publicKeyObject, verifyOnPool } from "../identity/ed25519.ts";
 import { logger } from "../log.ts";
-import { CAPACITY, CLAIMED, MASK, newRingBuffer, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID, type Ring } from "./verify-ring.ts";
+import { CAPACITY, CLAIMED, DIGEST, KEY, MASK, newRingBuffer, PROGRESS, ringViews, SIGNATURE, SLEEPING, SLOT, STOP, SUBMITTED, VALID, type Ring } from "./verify-ring.ts";
 
 const log = logger("rpc");
 
@@ -59,7 +60,9 @@ export class SignatureVerifier {
   }
 
   /** Checks `signature` (64 bytes) over `digest` (32 bytes) under the raw ed25519 `key`, whose parsed
-   * form is `object`; `done` gets the verdict. `digest` may be overwritten once this returns. */
+   * form is `object`; `done` gets the verdict. `key` and `digest` may be overwritten once this returns;
+   * `signature` must stay untouched until `done` is called (Bun's pool reads it in place, while the
+   * ring copies it: copying here would cost every call 64 bytes of garbage). */
   verify(key: Uint8Array, object: KeyObject, digest: Uint8Array, signature: Uint8Array, done: Verdict): void {
     this.outstanding++;
     if (!this.ring && !this.failed && this.outstanding >= this.startAt) this.start();
@@ -68,9 +71,9 @@ export class SignatureVerifier {
     const { control, jobs } = this.ring;
     const slot = this.submitted & MASK;
     const at = slot * SLOT;
-    jobs.set(key, at);
-    jobs.set(digest, at + 32);
-    jobs.set(signature, at + 64);
+    jobs.set(key, at + KEY);
+    jobs.set(digest, at + DIGEST);
+    jobs.set(signature, at + SIGNATURE);
     this.callbacks[slot] = done;
     this.submitted = (this.submitted + 1) | 0;
     Atomics.store(control, SUBMITTED, this.submitted);
@@ -100,9 +103,9 @@ export class SignatureVerifier {
       this.callbacks[slot] = undefined;
       const at = slot * SLOT;
       // copies: the slots are not ours once the ring is gone
-      const object = publicKeyObject(ring.jobs.slice(at, at + 32));
+      const object = publicKeyObject(ring.jobs.slice(at + KEY, at + DIGEST));
       if (!object) queueMicrotask(() => this.report(done, false));
-      else verifyOnPool(object, ring.jobs.slice(at + 32, at + 64), ring.jobs.slice(at + 64, at + 128), (ok) => this.report(done, ok));
+      else verifyOnPool(object, ring.jobs.slice(at + DIGEST, at + SIGNATURE), ring.jobs.slice(at + SIGNATURE, at + SLOT), (ok) => this.report(done, ok));
     }
   }
 

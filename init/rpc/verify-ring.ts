@@ -17,8 +17,12 @@ export const CAPACITY = 1024;
 /** A job's slot is `job & MASK`: a mask, unlike `%`, stays in range for the negative job numbers a wrapped counter gives. */
 export const MASK = CAPACITY - 1;
 if ((CAPACITY & MASK) !== 0) throw new Error("verify-ring: CAPACITY must be a power of two");
-export const SLOT = 128;
+/** Where a job's fields start in its slot, and the slot's size. */
+export const KEY = 0, DIGEST = 32, SIGNATURE = 64, SLOT = 128;
 export const VALID = 1, INVALID = 2;
+
+/** Room for the control words ahead of the jobs. */
+const CONTROL_BYTES = 32;
 
 export interface Ring {
   control: Int32Array;
@@ -30,11 +34,11 @@ export interface Ring {
 export function ringViews(buffer: SharedArrayBuffer): Ring {
   return {
     control: new Int32Array(buffer, 0, 5),
-    jobs: new Uint8Array(buffer, 32, CAPACITY * SLOT),
-    verdicts: new Uint8Array(buffer, 32 + CAPACITY * SLOT, CAPACITY),
+    jobs: new Uint8Array(buffer, CONTROL_BYTES, CAPACITY * SLOT),
+    verdicts: new Uint8Array(buffer, CONTROL_BYTES + CAPACITY * SLOT, CAPACITY),
   };
 }
 
 export function newRingBuffer(): SharedArrayBuffer {
-  return new SharedArrayBuffer(32 + CAPACITY * SLOT + CAPACITY);
+  return new SharedArrayBuffer(CONTROL_BYTES + CAPACITY * SLOT + CAPACITY);
 }

@@ -4,7 +4,7 @@
 import type { KeyObject } from "node:crypto";
 import { verify } from "node:crypto";
 import { publicKeyObject } from "../identity/ed25519.ts";
-import { CLAIMED, INVALID, MASK, PROGRESS, ringViews, SLEEPING, SLOT, STOP, SUBMITTED, VALID } from "./verify-ring.ts";
+import { CLAIMED, DIGEST, INVALID, KEY, MASK, PROGRESS, ringViews, SIGNATURE, SLEEPING, SLOT, STOP, SUBMITTED, VALID } from "./verify-ring.ts";
 
 declare const self: Worker;
 
@@ -13,7 +13,7 @@ self.onmessage = (e: MessageEvent<SharedArrayBuffer>) => run(e.data);
 function run(buffer: SharedArrayBuffer): void {
   const { control, jobs, verdicts } = ringViews(buffer);
   // a connection's requests nearly always come from one caller: keep its parsed key at hand
-  const lastKey = new Uint8Array(32);
+  const lastKey = new Uint8Array(DIGEST - KEY);
   let lastObject: KeyObject | null = null;
   for (;;) {
     if (Atomics.load(control, STOP)) return; // read on every turn, so after every wake-up too
@@ -29,14 +29,14 @@ function run(buffer: SharedArrayBuffer): void {
     if (Atomics.compareExchange(control, CLAIMED, claimed, (claimed + 1) | 0) !== claimed) continue; // another verifier took it
     const slot = claimed & MASK;
     const at = slot * SLOT;
-    const key = jobs.subarray(at, at + 32);
+    const key = jobs.subarray(at + KEY, at + DIGEST);
     if (lastObject === null || Buffer.compare(key, lastKey) !== 0) {
       lastKey.set(key);
       lastObject = publicKeyObject(lastKey);
     }
     let ok = false;
     try {
-      ok = lastObject !== null && verify(null, jobs.subarray(at + 32, at + 64), lastObject, jobs.subarray(at + 64, at + 128));
+      ok = lastObject !== null && verify(null, jobs.subarray(at + DIGEST, at + SIGNATURE), lastObject, jobs.subarray(at + SIGNATURE, at + SLOT));
     } catch {
       ok = false;
     }
