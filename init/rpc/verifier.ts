@@ -26,6 +26,9 @@ export interface VerifierOptions {
   threads?: number;
   /** Verifications in flight at once that start the verifier threads. */
   startAt?: number;
+  /** With verdicts owed, how long without one before the threads count as hung and the jobs go to
+   * Bun's pool (a verification takes ~50 µs). Default 5000 ms. */
+  stallMs?: number;
   /** The ring's first job number (int32; tests start near 2^31 to cross the counters' wrap). Default 0. */
   firstJob?: number;
 }
@@ -34,6 +37,7 @@ export class SignatureVerifier {
   private readonly threads: number;
   private readonly startAt: number;
   private readonly firstJob: number;
+  private readonly stallMs: number;
   /** Verifications handed out and not yet reported. */
   private outstanding = 0;
   private ring: Ring | null = null;
@@ -52,6 +56,7 @@ export class SignatureVerifier {
     this.threads = opts.threads ?? Math.min(2, Math.max(1, availableParallelism() - 1));
     this.startAt = opts.startAt ?? 4;
     this.firstJob = (opts.firstJob ?? 0) | 0;
+    this.stallMs = opts.stallMs ?? 5000;
   }
 
   /** Whether the verifier threads are running. */
@@ -117,13 +122,7 @@ export class SignatureVerifier {
   private start(): void {
     const buffer = newRingBuffer();
     const ring = ringViews(buffer);
-    const fail = (why: string) => {
-      // a thread of a ring already stopped (whose stop() terminated it, say) is no failure of this one
-      if (this.ring !== ring) return;
-      log.error(`signature verifier thread: ${why}; verifying on Bun's pool from now on`);
-      this.failed = true;
-      this.stop();
-    };
+    const fail = (why: string) => this.fail(ring, why);
     this.ring = ring;
     this.submitted = this.handled = this.firstJob;
     // before any verifier reads them
@@ -145,6 +144,14 @@ export class SignatureVerifier {
     log.info(`calls overlap: started ${this.threads} signature verifier thread(s)`);
   }
 
+  private fail(ring: Ring, why: string): void {
+    // a thread of a ring already stopped (whose stop() terminated it, say) is no failure of this one
+    if (this.ring !== ring) return;
+    log.error(`signature verifier thread: ${why}; verifying on Bun's pool from now on`);
+    this.failed = true;
+    this.stop();
+  }
+
   /** Keeps one waiter on PROGRESS while verdicts are owed; it takes them in job order. */
   private awaitVerdicts(): void {
     const ring = this.ring;
@@ -155,12 +162,14 @@ export class SignatureVerifier {
     // longest step of a slow call after the queue itself (p99 2.4 ms from verdict to handling)
     if (Atomics.load(ring.verdicts, this.handled & MASK) !== 0) return this.drain(ring);
     if (this.waiting) return;
-    const wait = Atomics.waitAsync(ring.control, PROGRESS, seen);
+    const wait = Atomics.waitAsync(ring.control, PROGRESS, seen, this.stallMs);
     if (!wait.async) return this.drain(ring); // a verdict came in since `seen`
     this.waiting = true;
-    void wait.value.then(() => {
+    void wait.value.then((how) => {
       if (this.ring !== ring) return;
       this.waiting = false;
+      // a thread that hangs, or stops taking jobs without exiting, would hold every owed job for good
+      if (how === "timed-out") return this.fail(ring, `no verdict for ${this.stallMs} ms with jobs owed`);
       this.drain(ring);
     });
   }

@@ -1,11 +1,11 @@
 // Request signatures verified on the server's own verifier threads (init/rpc/verifier.ts): every
 // verdict matches a synchronous check, verdicts come back in submission order, a full ring overflows
-// onto Bun's pool, and stopping or a verifier thread's death hands owed jobs to the pool.
+// onto Bun's pool, and stopping or a verifier thread's death or stall hands owed jobs to the pool.
 import { describe, expect, test } from "bun:test";
 import { generateKeyPair, publicKeyObject, signMessage, verifySignature, type KeyPair } from "../../init/identity/ed25519.ts";
 import { requestDigest } from "../../init/rpc/protocol.ts";
 import { SignatureVerifier } from "../../init/rpc/verifier.ts";
-import { CAPACITY } from "../../init/rpc/verify-ring.ts";
+import { CAPACITY, STOP, SUBMITTED } from "../../init/rpc/verify-ring.ts";
 
 interface Job {
   key: KeyPair;
@@ -129,6 +129,27 @@ describe("signature verifier", () => {
       expect(verifier.threaded).toBe(false);
       const later = jobs(20);
       expect((await verifyAll(verifier, later)).verdicts).toEqual(later.map((j) => j.expected));
+      expect(verifier.threaded).toBe(false);
+    } finally {
+      verifier.stop();
+    }
+  });
+
+  test("verifier threads that stop taking jobs without exiting: after stallMs the owed jobs go to Bun's pool", async () => {
+    const verifier = new SignatureVerifier({ threads: 1, startAt: 1, stallMs: 200 });
+    try {
+      const first = jobs(10);
+      expect((await verifyAll(verifier, first)).verdicts).toEqual(first.map((j) => j.expected));
+      // the thread leaves its loop but lives on (its message handler keeps it): no error, no close
+      const { control } = verifier["ring"]!;
+      Atomics.store(control, STOP, 1);
+      Atomics.add(control, SUBMITTED, 1); // wakes it, see stop()
+      Atomics.notify(control, SUBMITTED);
+      await Bun.sleep(20);
+      Atomics.sub(control, SUBMITTED, 1);
+      const list = jobs(50);
+      const result = await within(verifyAll(verifier, list), 3000);
+      expect(result === "timed out" ? result : result.verdicts).toEqual(list.map((j) => j.expected));
       expect(verifier.threaded).toBe(false);
     } finally {
       verifier.stop();
