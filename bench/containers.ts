@@ -79,10 +79,11 @@ try {
   for (const f of ["hostname", "hosts", "resolv.conf"]) writeFileSync(join(etc, f), "");
   const spec = withDefaults({ name: "floor", flist: fx.flist, args: ["sleep", "1000"], network: "host" });
   const config = ociConfig(spec, { etcFiles: { hostname: join(etc, "hostname"), hosts: join(etc, "hosts"), resolv: join(etc, "resolv.conf") }, netnsPath: null, flistMountSources: [], cgroupsPath: null, nofileHard: 1024 });
-  type FloorKind = "netns" | "host";
+  const FLOOR_KINDS = ["netns", "host"] as const;
+  type FloorKind = (typeof FLOOR_KINDS)[number];
   const bundles: Record<FloorKind, string> = { netns: join(work, "floor-netns"), host: join(work, "floor-host") };
   const linux = config.linux as { namespaces: { type: string }[] };
-  for (const kind of ["netns", "host"] as const) {
+  for (const kind of FLOOR_KINDS) {
     mkdirSync(bundles[kind]);
     const namespaces = kind === "netns" ? [...linux.namespaces, { type: "network" }] : linux.namespaces;
     writeFileSync(join(bundles[kind], "config.json"), JSON.stringify({ ...config, root: { ...(config.root as object), path: rootfs }, linux: { ...linux, namespaces } }));
@@ -93,13 +94,6 @@ try {
   let floorBuffered = "";
   const floorTimes: Record<FloorKind, number[]> = { netns: [], host: [] };
   let floorRound = 0;
-  /** One floor run of each kind; counted unless it is a warm-up round. */
-  const floorRounds = async (counted = true) => {
-    for (const kind of ["netns", "host"] as const) {
-      const ms = await floorOnce(kind);
-      if (counted) floorTimes[kind].push(ms);
-    }
-  };
   const floorOnce = async (kind: FloorKind): Promise<number> => {
     floorProc.stdin.write(`${floorRound++} ${bundles[kind]}\n`);
     floorProc.stdin.flush();
@@ -112,6 +106,13 @@ try {
     floorBuffered = floorBuffered.slice(line.length + 1);
     if (line.startsWith("failed")) throw new Error(`floor crun run (${kind}) ${line}`);
     return Number(line);
+  };
+  /** One floor run of each kind; counted unless it is a warm-up round. */
+  const floorRounds = async (counted = true) => {
+    for (const kind of FLOOR_KINDS) {
+      const ms = await floorOnce(kind);
+      if (counted) floorTimes[kind].push(ms);
+    }
   };
 
   // warm the chunk cache and the bridge once; init keeps its mount thread from then on
