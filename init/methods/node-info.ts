@@ -73,10 +73,9 @@ export { systemUptime };
 
 type Changing = { memory: Awaited<ReturnType<typeof memoryInfo>>; disks: Awaited<ReturnType<typeof disks>>; nics: Awaited<ReturnType<typeof nics>> };
 let fixed: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } | null = null;
-let changing: { at: number; facts: Changing } | null = null;
+/** The current snapshot's answer, one frozen object shared by every call until the next snapshot (node.info asks per call). */
+let changing: { at: number; facts: MachineFacts } | null = null;
 let refreshing: Promise<void> | null = null;
-/** The answer for the current snapshot, shared by every call until the next one (node.info asks per call). */
-let combined: { of: object; facts: MachineFacts } | null = null;
 type MachineFacts = Readonly<{ kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } & Changing>;
 
 /**
@@ -85,16 +84,14 @@ type MachineFacts = Readonly<{ kernel: ReturnType<typeof kernelInfo>; cpu: Retur
  * is the previous snapshot until the new one is in (only the very first call waits for one).
  */
 export async function machineFacts(maxAgeMs = 1000): Promise<MachineFacts> {
-  fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() };
+  const always = (fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() });
   if (!changing || Date.now() - changing.at > maxAgeMs) {
     refreshing ??= Promise.all([memoryInfo(), disks(), nics()])
-      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: { memory, disks: d, nics: n } }))
+      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: Object.freeze({ ...always, memory, disks: d, nics: n }) }))
       .catch((e) => log.error("reading memory, disks and NICs", e)) // the last snapshot stays
       .finally(() => (refreshing = null));
     if (!changing) await refreshing;
   }
   if (!changing) throw new Error("cannot read memory, disks and NICs (see init's log)");
-  let answer = combined;
-  if (answer === null || answer.of !== changing) answer = combined = { of: changing, facts: Object.freeze({ ...fixed, ...changing.facts }) };
-  return answer.facts;
+  return changing.facts;
 }

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from "node:crypto";
 // "cbor-x/encode" resolves to its index.js: the same codec without loading the optional native
 // cbor-extract addon, which would cost PID 1 about 6 MiB of RSS for no gain on small frames.
 import { Encoder } from "cbor-x/encode";
-import { signInto, signMessage, verifySignature, type KeyPair } from "../identity/ed25519.ts";
+import { signInto, verifySignature, type KeyPair } from "../identity/ed25519.ts";
 import type { RpcErrorCode } from "./errors.ts";
 
 export const DEFAULT_TCP_PORT = 7722;
@@ -173,7 +173,7 @@ export function encodeRequest(key: KeyPair, method: string, params: unknown, id:
   const body: RequestBody = { m: method, p: params ?? null, i: id, t: now, n: newNonce(), k: key.publicKey };
   const b = encodeTransient(body);
   const { bytes, sig } = frameEnvelope(b);
-  sig.set(signMessage(key, requestDigest(b)));
+  signInto(key, requestDigest(b), sig);
   return { bytes, body };
 }
 

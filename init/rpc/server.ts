@@ -20,7 +20,7 @@ import { cbor, encodeResponse, FrameError, FrameReader, isBytes, MAX_FRAME, TIME
 import { roleAllows, type MethodContext, type MethodDef, type MethodRegistry, type Role } from "./registry.ts";
 import { ReplayCache } from "./replay.ts";
 import { SchemaError } from "./schema.ts";
-import { SignatureVerifier, type VerifierOptions } from "./verifier.ts";
+import { SignatureVerifier } from "./verifier.ts";
 import type { TrustStore } from "./trust.ts";
 
 const log = logger("rpc");
@@ -109,7 +109,6 @@ export interface RpcServerOptions {
   windowMs?: number;
   maxFrame?: number;
   now?: () => number;
-  verifier?: VerifierOptions;
 }
 
 export interface RpcStats {
@@ -153,7 +152,7 @@ export class RpcServer {
     this.windowMs = opts.windowMs ?? TIMESTAMP_WINDOW_MS;
     this.replay = new ReplayCache(this.windowMs);
     this.now = opts.now ?? Date.now;
-    this.verifier = new SignatureVerifier(opts.verifier);
+    this.verifier = new SignatureVerifier();
   }
 
   private handlers() {
@@ -366,8 +365,9 @@ export class RpcServer {
     if (conn.outbox.length === 0) {
       const n = Math.max(0, socket.write(bytes));
       if (n === bytes.length) return;
-      bytes = inScratch ? bytes.slice(n) : bytes.subarray(n);
-    } else if (inScratch) bytes = bytes.slice();
+      bytes = bytes.subarray(n);
+    }
+    if (inScratch) bytes = bytes.slice();
     conn.outbox.push(bytes);
     conn.pendingBytes += bytes.length;
     if (conn.pendingBytes > MAX_UNSENT_BYTES) {

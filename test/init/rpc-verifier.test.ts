@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { generateKeyPair, publicKeyObject, signMessage, verifySignature, type KeyPair } from "../../init/identity/ed25519.ts";
 import { requestDigest } from "../../init/rpc/protocol.ts";
-import { SignatureVerifier } from "../../init/rpc/verifier.ts";
+import { SignatureVerifier, type VerifierOptions } from "../../init/rpc/verifier.ts";
 import { CAPACITY, STOP, SUBMITTED } from "../../init/rpc/verify-ring.ts";
 
 interface Job {
@@ -47,39 +47,35 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | "timed out"> {
   return Promise.race([promise, new Promise<"timed out">((resolve) => setTimeout(() => resolve("timed out"), ms))]);
 }
 
+/** Runs `body` with a verifier made from `opts`, stopped afterwards whatever happens. */
+async function withVerifier(opts: VerifierOptions, body: (verifier: SignatureVerifier) => Promise<void>): Promise<void> {
+  const verifier = new SignatureVerifier(opts);
+  try {
+    await body(verifier);
+  } finally {
+    verifier.stop();
+  }
+}
+
 describe("signature verifier", () => {
-  test("verdicts on the verifier threads match a synchronous check and come back in submission order", async () => {
-    const verifier = new SignatureVerifier({ threads: 2, startAt: 1 });
-    try {
+  // The second: ~30 h at 20k calls/s, with `job % CAPACITY` the wrapped (negative) job number gave a
+  // negative slot, the verifier thread died on a RangeError and the node stayed on Bun's pool.
+  test.each([
+    ["verdicts on the verifier threads match a synchronous check and come back in submission order", {}],
+    ["job counters wrapping past 2^31 - 1 keep the verifier threads, the verdicts and their order", { firstJob: 2 ** 31 - 100 }],
+  ] as [string, VerifierOptions][])("%s", (_name, extra) =>
+    withVerifier({ threads: 2, startAt: 1, ...extra }, async (verifier) => {
       const list = jobs(300);
       expect(list.some((j) => !j.expected) && list.some((j) => j.expected)).toBe(true);
       const { verdicts, order } = await verifyAll(verifier, list);
       expect(verifier.threaded).toBe(true);
       expect(verdicts).toEqual(list.map((j) => j.expected));
       expect(order).toEqual(list.map((_, i) => i));
-    } finally {
-      verifier.stop();
-    }
-  });
+    }),
+  );
 
-  test("job counters wrapping past 2^31 - 1 keep the verifier threads, the verdicts and their order", async () => {
-    // ~30 h at 20k calls/s: with `job % CAPACITY` the wrapped (negative) job number gave a negative
-    // slot, the verifier thread died on a RangeError and the node stayed on Bun's pool
-    const verifier = new SignatureVerifier({ threads: 2, startAt: 1, firstJob: 2 ** 31 - 100 });
-    try {
-      const list = jobs(300);
-      const { verdicts, order } = await verifyAll(verifier, list);
-      expect(verdicts).toEqual(list.map((j) => j.expected));
-      expect(order).toEqual(list.map((_, i) => i));
-      expect(verifier.threaded).toBe(true);
-    } finally {
-      verifier.stop();
-    }
-  });
-
-  test("a verdict callback that throws does not hold up the verdicts after it", async () => {
-    const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
-    try {
+  test("a verdict callback that throws does not hold up the verdicts after it", () =>
+    withVerifier({ threads: 1, startAt: 1 }, async (verifier) => {
       const list = jobs(100);
       let reports = 0;
       const throwing = {
@@ -92,21 +88,14 @@ describe("signature verifier", () => {
       // no verify() after these: before, the drain stopped at the first throw and the rest waited for one
       const result = await within(verifyAll(throwing, list), 3000);
       expect(result === "timed out" ? result : result.verdicts).toEqual(list.map((j) => j.expected));
-    } finally {
-      verifier.stop();
-    }
-  });
+    }));
 
-  test("more jobs than the ring holds overflow onto Bun's pool with the same verdicts", async () => {
-    const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
-    try {
+  test("more jobs than the ring holds overflow onto Bun's pool with the same verdicts", () =>
+    withVerifier({ threads: 1, startAt: 1 }, async (verifier) => {
       const list = jobs(CAPACITY + 200);
       const { verdicts } = await verifyAll(verifier, list);
       expect(verdicts).toEqual(list.map((j) => j.expected));
-    } finally {
-      verifier.stop();
-    }
-  });
+    }));
 
   test("stopping with jobs owed verifies them on Bun's pool", async () => {
     const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
@@ -116,9 +105,8 @@ describe("signature verifier", () => {
     expect(verdicts).toEqual(list.map((j) => j.expected));
   });
 
-  test("a verifier thread that dies: its owed jobs are verified on Bun's pool, once each, and later calls keep working", async () => {
-    const verifier = new SignatureVerifier({ threads: 1, startAt: 1 });
-    try {
+  test("a verifier thread that dies: its owed jobs are verified on Bun's pool, once each, and later calls keep working", () =>
+    withVerifier({ threads: 1, startAt: 1 }, async (verifier) => {
       const list = jobs(300);
       // no error event: only its close tells
       const result = await within(verifyAll(verifier, list, () => verifier["workers"][0].terminate()), 5000);
@@ -130,14 +118,10 @@ describe("signature verifier", () => {
       const later = jobs(20);
       expect((await verifyAll(verifier, later)).verdicts).toEqual(later.map((j) => j.expected));
       expect(verifier.threaded).toBe(false);
-    } finally {
-      verifier.stop();
-    }
-  });
+    }));
 
-  test("verifier threads that stop taking jobs without exiting: after stallMs the owed jobs go to Bun's pool", async () => {
-    const verifier = new SignatureVerifier({ threads: 1, startAt: 1, stallMs: 200 });
-    try {
+  test("verifier threads that stop taking jobs without exiting: after stallMs the owed jobs go to Bun's pool", () =>
+    withVerifier({ threads: 1, startAt: 1, stallMs: 200 }, async (verifier) => {
       const first = jobs(10);
       expect((await verifyAll(verifier, first)).verdicts).toEqual(first.map((j) => j.expected));
       // the thread leaves its loop but lives on (its message handler keeps it): no error, no close
@@ -151,15 +135,12 @@ describe("signature verifier", () => {
       const result = await within(verifyAll(verifier, list), 3000);
       expect(result === "timed out" ? result : result.verdicts).toEqual(list.map((j) => j.expected));
       expect(verifier.threaded).toBe(false);
-    } finally {
-      verifier.stop();
-    }
-  });
+    }));
 
   test("a digest overwritten once verify returns (the server's is transient) does not change the verdict", async () => {
+    // on the threads, then on Bun's pool
     for (const startAt of [1, 1000]) {
-      const verifier = new SignatureVerifier({ threads: 1, startAt }); // on the threads, then on Bun's pool
-      try {
+      await withVerifier({ threads: 1, startAt }, async (verifier) => {
         const list = jobs(40);
         const { verdicts } = await verifyAll({
           verify: (key, object, digest, signature, done) => {
@@ -169,22 +150,16 @@ describe("signature verifier", () => {
           },
         } as SignatureVerifier, list);
         expect(verdicts).toEqual(list.map((j) => j.expected));
-      } finally {
-        verifier.stop();
-      }
+      });
     }
   });
 
-  test("calls one at a time stay on Bun's pool; the threads start once calls overlap", async () => {
-    const verifier = new SignatureVerifier({ threads: 1, startAt: 4 });
-    try {
+  test("calls one at a time stay on Bun's pool; the threads start once calls overlap", () =>
+    withVerifier({ threads: 1, startAt: 4 }, async (verifier) => {
       const list = jobs(10);
       for (const j of list) expect((await verifyAll(verifier, [j])).verdicts).toEqual([j.expected]);
       expect(verifier.threaded).toBe(false);
       expect((await verifyAll(verifier, list)).verdicts).toEqual(list.map((j) => j.expected));
       expect(verifier.threaded).toBe(true);
-    } finally {
-      verifier.stop();
-    }
-  });
+    }));
 });
