@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { LibcError, MNT_DETACH, mount, umount } from "../libc.ts";
 import { logger } from "../log.ts";
-import { addressInside, closeFd, configureInside, deleteLink, ifindex, makeVethInside, NetlinkError, openRtnetlink, setMasterUp, SPARE_VETH_PREFIX } from "./netlink.ts";
+import { addressInside, configureInside, deleteLink, ifindex, makeVethInside, NetlinkError, openRtnetlink, setMasterUp, SPARE_VETH_PREFIX, type InsideNetwork } from "./netlink.ts";
 import type { OffThreadReply, OffThreadRequest } from "./off-thread.ts";
 
 declare const self: Worker;
@@ -25,19 +25,25 @@ function check(call: string, rc: number): void {
   if (rc < 0) throw new LibcError(call, read.i32(libc.__errno_location() as Pointer, 0));
 }
 
-/**
- * A new network namespace, persisted by a bind mount on `path` (an existing file) and set up from
- * inside; unshare(CLONE_NEWNET) moves only this thread, which goes back home afterwards and puts
- * the veth's home end on the bridge.
- */
-function makeNetns(path: string, inside: Parameters<typeof configureInside>[0], bridge: string): void {
+/** Runs fn in a new network namespace; unshare(CLONE_NEWNET) moves only this thread, which goes back home afterwards. */
+function inNewNetns<T>(fn: () => T): T {
   check("unshare(CLONE_NEWNET)", libc.unshare(CLONE_NEWNET));
   try {
-    mount("/proc/thread-self/ns/net", path, "none", MS_BIND);
-    configureInside(inside);
+    return fn();
   } finally {
     check("setns", libc.setns(homeNetns, CLONE_NEWNET));
   }
+}
+
+/**
+ * A new network namespace, persisted by a bind mount on `path` (an existing file) and set up from
+ * inside; back home, the veth's home end goes on the bridge.
+ */
+function makeNetns(path: string, inside: InsideNetwork, bridge: string): void {
+  inNewNetns(() => {
+    mount("/proc/thread-self/ns/net", path, "none", MS_BIND);
+    configureInside(inside);
+  });
   setMasterUp(inside.peer, bridge);
 }
 
@@ -62,22 +68,18 @@ let spare: Spare | null = null;
 function makeSpare(): void {
   if (spare) return;
   const peer = SPARE_VETH_PREFIX + randomBytes(4).toString("hex");
-  check("unshare(CLONE_NEWNET)", libc.unshare(CLONE_NEWNET));
   let ns = -1, netlink = -1;
   try {
-    let eth0: number;
-    try {
+    const eth0 = inNewNetns(() => {
       ns = openSync("/proc/thread-self/ns/net", "r");
       netlink = openRtnetlink("spare network namespace");
-      eth0 = makeVethInside(peer, process.pid);
-    } finally {
-      check("setns", libc.setns(homeNetns, CLONE_NEWNET));
-    }
+      return makeVethInside(peer, process.pid);
+    });
     // the peer is looked up at home, where it was moved; a failure here must close the fds too
     spare = { ns, netlink, eth0, peer, peerIndex: ifindex(peer) };
   } catch (err) {
     // dropping the namespace takes its veth pair with it
-    if (netlink >= 0) closeFd(netlink);
+    if (netlink >= 0) closeSync(netlink);
     if (ns >= 0) closeSync(ns);
     throw err;
   }
@@ -88,7 +90,7 @@ function makeSpare(): void {
  * `inside.peer` and put on the bridge. False when that failed: the spare is then undone (its veth
  * deleted by index, whatever its name by then; the namespace unbound and let go) and none is left.
  */
-function claimSpare(s: Spare, path: string, inside: Parameters<typeof configureInside>[0], bridge: string): boolean {
+function claimSpare(s: Spare, path: string, inside: InsideNetwork, bridge: string): boolean {
   spare = null;
   let bound = false;
   try {
@@ -116,7 +118,7 @@ function claimSpare(s: Spare, path: string, inside: Parameters<typeof configureI
     }
     return false;
   } finally {
-    closeFd(s.netlink);
+    closeSync(s.netlink);
     closeSync(s.ns);
   }
 }

@@ -86,10 +86,6 @@ export function openRtnetlink(what: string): number {
   return fd;
 }
 
-export function closeFd(fd: number): void {
-  libc.close(fd);
-}
-
 /**
  * Sends one request and reads its ack; throws NetlinkError if refused. On `socket` (see openRtnetlink)
  * when given, else on a fresh one in the calling thread's network namespace.

@@ -75,7 +75,6 @@ test("a namespace made off-thread has eth0 addressed and up, lo up, a default ro
 });
 
 const spareProbe = `
-const inside = insideOf;
 const make = async (path, peer, addr) => {
   closeSync(openSync(path, "w"));
   await makeNetnsOffThread(path, { peer, peerPid: process.pid, ip: addr, prefix: 24, gateway: "10.99.0.1" }, "zt-br");
@@ -86,7 +85,7 @@ await makeSpareNetnsOffThread();
 await makeSpareNetnsOffThread();
 const out = { spares: ip("link", "show", "type", "veth") };
 await make(netns + "a", "zt-a", "10.99.0.2");
-Object.assign(out, { a: ip("link", "show", "zt-a"), aAddr: inside(netns + "a", "addr", "show", "eth0"), aLo: inside(netns + "a", "link", "show", "lo"), aRoute: inside(netns + "a", "route") });
+Object.assign(out, { a: ip("link", "show", "zt-a"), aAddr: insideOf(netns + "a", "addr", "show", "eth0"), aLo: insideOf(netns + "a", "link", "show", "lo"), aRoute: insideOf(netns + "a", "route") });
 await make(netns + "b", "zt-b", "10.99.0.3");
 out.b = ip("link", "show", "zt-b");
 out.ping = Bun.spawnSync(["nsenter", "--net=" + netns + "a", "busybox", "ping", "-c", "1", "-W", "5", "10.99.0.3"]).exitCode;
