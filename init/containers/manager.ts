@@ -20,6 +20,7 @@ import { FlistMounts } from "./flist-mounts.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { Rootfs, type VdiskProvider } from "./rootfs.ts";
 import { validateSpec, type ContainerSpec, type PortForward } from "./spec.ts";
+import { settleAll } from "./settle.ts";
 
 const log = logger("containers");
 
@@ -202,11 +203,9 @@ export class ContainerManager {
       }
       return this.writeEtcFiles(c);
     })();
-    const settled = await Promise.allSettled([network, rootfs, files]);
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const [, , etcFiles] = await settleAll([network, rootfs, files]);
     const config = ociConfig(spec, {
-      etcFiles: (settled[2] as PromiseFulfilledResult<EtcFiles>).value, netnsPath, flistMountSources: c.rootfs.extraSources,
+      etcFiles, netnsPath, flistMountSources: c.rootfs.extraSources,
       cgroupsPath: this.limitsEnforced ? this.cgroups.leafPath(spec.name) : null,
       nofileHard: Number(getRlimit(RLIMIT_NOFILE).hard),
     });
@@ -226,15 +225,13 @@ export class ContainerManager {
       if (e.code === "ENOENT") return "";
       throw e;
     });
-    // allSettled, not all: a failed write must not reject while the others still run on the thread
-    // pool, or teardown's removal of the bundle would race them (build()'s rule: all settle first)
-    const settled = await Promise.allSettled([
+    // a failed write must not return while the others still run on the thread pool, or teardown's
+    // removal of the bundle would race them (build()'s rule: all settle first)
+    await settleAll([
       writeFile(files.hostname, c.spec.hostname + "\n"),
       writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n${c.ip ? `${c.ip}\t${c.spec.hostname}\n` : ""}`),
       resolv.then((r) => writeFile(files.resolv, r)),
     ]);
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
     return files;
   }
 
