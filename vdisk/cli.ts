@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // zvdisk: manage and serve vdisks. Run `zvdisk help` for usage.
 import { closeAll, NbdServer, openVdiskManager, serveVdisks, VdiskError, type VdiskManager } from "./index.ts";
+import { execWithServerAllocator } from "../store/index.ts";
 
 const USAGE = `usage: zvdisk [--store URL]... [--catalog URL] COMMAND
   serve [--listen HOST:PORT]... [--unix PATH]... [--cache-mb N] [--read-only] [NAME...]
@@ -107,6 +108,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
+  if (command === "serve") execWithServerAllocator(); // before any store connection is opened
   const store = p.flags.get("--store") ?? (process.env.ZVDISK_STORE ? process.env.ZVDISK_STORE.split(/\s+/) : []);
   const catalog = one(p, "--catalog") ?? process.env.ZVDISK_CATALOG;
   if (store.length === 0 || !catalog) throw new UsageError("a store (--store or ZVDISK_STORE) and a catalog (--catalog or ZVDISK_CATALOG) are needed");

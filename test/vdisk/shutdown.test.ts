@@ -5,7 +5,8 @@
 // second signal does not wait for the store's timeout.
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
 import type { Subprocess } from "bun";
 import { ZdbProcess } from "../store/cluster.ts";
 import { RawClient, mustRun, tempDir } from "./helpers.ts";
@@ -25,7 +26,11 @@ async function serveDirty(name: string, storeQuery = "") {
   const zdb = await ZdbProcess.start({ namespace: "blocks" });
   const urls = ["--store", zdb.url("blocks", storeQuery), "--catalog", `dir://${join(dir, name)}`];
   await mustRun([bun, cli, ...urls, "create", "d", "--size", "16M"]);
-  const proc = Bun.spawn([bun, cli, ...urls, "serve", "--listen", "127.0.0.1:0", "d"], { stdout: "pipe", stderr: "pipe" });
+  // Started without the allocator setting: the server re-executes itself with it (store/allocator.ts),
+  // and every test below signals the pid it was started as.
+  const env = { ...process.env } as Record<string, string>;
+  delete env[PURGE_DELAY_VARIABLE];
+  const proc = Bun.spawn([bun, cli, ...urls, "serve", "--listen", "127.0.0.1:0", "d"], { stdout: "pipe", stderr: "pipe", env });
   const stdout = lines(proc.stdout);
   const port = JSON.parse(await stdout.next('"listening"')).listening.port as number;
   const client = await RawClient.connect(port);
@@ -75,6 +80,7 @@ async function exitCode(proc: Subprocess): Promise<number | null> {
 test("SIGTERM with a healthy store stores the dirty blocks and exits 0", async () => {
   const s = await serveDirty("healthy");
   try {
+    expect(readFileSync(`/proc/${s.proc.pid}/environ`, "utf8").split("\0")).toContain(`${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS}`);
     s.proc.kill("SIGTERM");
     expect(await exitCode(s.proc)).toBe(0);
     expect(JSON.parse(await mustRun([bun, cli, ...s.urls, "info", "d", "--json"])).allocatedBlocks).toBe(DIRTY);

@@ -1,0 +1,40 @@
+// The data servers re-execute themselves in place with mimalloc's purge delay raised (store/allocator.ts).
+import { afterEach, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { ZdbProcess } from "./cluster.ts";
+import { ZdbClient } from "../../store/zdb/client.ts";
+import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
+
+let server: ZdbProcess | null = null;
+afterEach(async () => {
+  await server?.destroy();
+  server = null;
+});
+
+function environOf(pid: number): Map<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+  return new Map(entries.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+}
+
+async function ping(port: number): Promise<unknown> {
+  const c = await ZdbClient.connect({ host: "127.0.0.1", port });
+  try {
+    return await c.command("PING");
+  } finally {
+    await c.close();
+  }
+}
+
+test("zstore serve started without the setting runs with it, under the pid it was started with", async () => {
+  const env = { ...process.env } as Record<string, string>;
+  delete env[PURGE_DELAY_VARIABLE];
+  server = await ZdbProcess.start({ env });
+  expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe(String(SERVER_PURGE_DELAY_MS));
+  expect(String(await ping(server.port))).toBe("PONG");
+});
+
+test("an operator's own value is kept", async () => {
+  server = await ZdbProcess.start({ env: { [PURGE_DELAY_VARIABLE]: "250" } });
+  expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe("250");
+  expect(String(await ping(server.port))).toBe("PONG");
+});
