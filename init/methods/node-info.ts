@@ -7,7 +7,7 @@
 // and node.info answers from the last snapshot meanwhile.
 import { readdir, readFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
-import { cpus, networkInterfaces, release, totalmem, freemem, uptime as systemUptime } from "node:os";
+import { cpus, freemem, hostname, networkInterfaces, release, totalmem, uptime } from "node:os";
 import { logger } from "../log.ts";
 
 const log = logger("node-info");
@@ -69,25 +69,34 @@ export function kernelInfo(): { release: string; version: string | null; cmdline
   return { release: release(), version: readSync("/proc/version"), cmdline: readSync("/proc/cmdline") };
 }
 
-export { systemUptime };
-
-type Changing = { memory: Awaited<ReturnType<typeof memoryInfo>>; disks: Awaited<ReturnType<typeof disks>>; nics: Awaited<ReturnType<typeof nics>> };
+type Changing = { hostname: string; memory: Awaited<ReturnType<typeof memoryInfo>>; disks: Awaited<ReturnType<typeof disks>>; nics: Awaited<ReturnType<typeof nics>> };
 let fixed: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } | null = null;
-/** The current snapshot's answer, one frozen object shared by every call until the next snapshot (node.info asks per call). */
-let changing: { at: number; facts: MachineFacts } | null = null;
+/** The current snapshot's answer, one frozen object shared by every call until the next snapshot (node.info asks per call),
+ * with the system uptime (whole seconds, from sysinfo) read with it and the monotonic clock at that moment. */
+let changing: { at: number; facts: MachineFacts; uptime: number; monotonicAt: number } | null = null;
 let refreshing: Promise<void> | null = null;
 type MachineFacts = Readonly<{ kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } & Changing>;
 
 /**
+ * The system's uptime in whole seconds, as sysinfo(2) gives it: the snapshot's reading plus the
+ * monotonic time since, so that node.info (asked per call) makes no system call for it.
+ */
+export function systemUptime(): number {
+  if (!changing) return uptime();
+  return Math.floor(changing.uptime + (performance.now() - changing.monotonicAt) / 1000);
+}
+
+/**
  * Everything above in one snapshot. Kernel and CPU do not change while the node runs, so they are
- * read once. Memory, disks and NICs older than `maxAgeMs` are re-read in the background: the answer
- * is the previous snapshot until the new one is in (only the very first call waits for one).
+ * read once. Memory, disks, NICs and the hostname (PID 1 sets it once at boot; a uname(2) per
+ * node.info call was a system call for nothing) older than `maxAgeMs` are re-read in the background:
+ * the answer is the previous snapshot until the new one is in (only the very first call waits for one).
  */
 export async function machineFacts(maxAgeMs = 1000): Promise<MachineFacts> {
   const always = (fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() });
   if (!changing || Date.now() - changing.at > maxAgeMs) {
     refreshing ??= Promise.all([memoryInfo(), disks(), nics()])
-      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: Object.freeze({ ...always, memory, disks: d, nics: n }) }))
+      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: Object.freeze({ ...always, hostname: hostname(), memory, disks: d, nics: n }), uptime: uptime(), monotonicAt: performance.now() }))
       .catch((e) => log.error("reading memory, disks and NICs", e)) // the last snapshot stays
       .finally(() => (refreshing = null));
     if (!changing) await refreshing;

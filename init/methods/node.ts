@@ -1,5 +1,4 @@
 // node.* methods: what the node is, and rebooting or powering it off.
-import { hostname } from "node:os";
 import { method, type MethodDef, type MethodRegistry } from "../rpc/registry.ts";
 import { s } from "../rpc/schema.ts";
 import type { NodeRuntime } from "../node.ts";
@@ -23,7 +22,6 @@ export function nodeMethods(node: NodeRuntime, registry: MethodRegistry): Record
         version: node.version,
         mode: node.mode,
         pid: process.pid,
-        hostname: hostname(),
         uptimeSeconds: { system: systemUptime(), init: Math.round((Date.now() - node.startedAt) / 1000) },
         ...(await machineFacts()),
         health: node.health.snapshot(),

@@ -1,8 +1,8 @@
 // node.info's machine facts: memory, disks and NICs are re-read off the request path, so a call is
 // answered from the last snapshot while a newer one is read.
 import { expect, test } from "bun:test";
-import { networkInterfaces } from "node:os";
-import { machineFacts } from "../../init/methods/node-info.ts";
+import { hostname, networkInterfaces, uptime } from "node:os";
+import { machineFacts, systemUptime } from "../../init/methods/node-info.ts";
 
 test("the first call waits for a snapshot; a stale one is answered at once and replaced in the background", async () => {
   const first = await machineFacts(0);
@@ -16,4 +16,16 @@ test("the first call waits for a snapshot; a stale one is answered at once and r
   const third = await machineFacts(60_000);
   expect(third.nics).not.toBe(first.nics);
   expect(third.nics.map((n) => n.name)).toEqual(first.nics.map((n) => n.name));
+});
+
+test("the hostname comes with the snapshot; the system uptime follows sysinfo's without a call per request", async () => {
+  const facts = await machineFacts(0);
+  expect(facts.hostname).toBe(hostname());
+  // whole seconds either way, read at slightly different moments
+  const before = uptime();
+  const ours = systemUptime();
+  const after = uptime();
+  expect(Number.isInteger(ours)).toBe(true);
+  expect(ours).toBeGreaterThanOrEqual(before - 1);
+  expect(ours).toBeLessThanOrEqual(after + 1);
 });
