@@ -1,9 +1,9 @@
 // rfs block encoding: fixed vectors made by an independent implementation (Python hashlib BLAKE2b,
 // pyca/cryptography AES-GCM, hand-written raw snappy streams), plus round trips and tamper checks.
 import { describe, expect, test } from "bun:test";
-import { blake2b } from "hash-wasm";
+import { blake2b, blake3 } from "hash-wasm";
 import { blake2b256 } from "../../native/index.ts";
-import { decodeBlock, decodeBlocks, encodeBlock, getBlock, putBlock, openBackend, StoreError, hex } from "../../store/index.ts";
+import { decodeBlock, decodeBlocks, encodeBlock, encodeBlocks, getBlock, putBlock, openBackend, StoreError, hex } from "../../store/index.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +57,17 @@ describe("rfs block encoding", () => {
     expect(hex(block.id)).toBe(await blake2b(block.data, 256));
     expect(block.data.length).toBeLessThan(plain.length); // compressed before encryption
     expect(Buffer.compare(decodeBlock(block, block.data), plain)).toBe(0);
+  });
+
+  test("with BLAKE3 (vdisks): key and id are BLAKE3-256 as computed by hash-wasm; decoding with the other hash is corrupt", async () => {
+    const plain = new Uint8Array(64 * 1024);
+    for (let i = 0; i < plain.length; i++) plain[i] = (i * 7919) & 0xff;
+    const [block] = encodeBlocks([plain], "blake3");
+    expect(hex(block.key)).toBe(await blake3(plain, 256));
+    expect(hex(block.id)).toBe(await blake3(block.data, 256));
+    expect(hex(encodeBlock(plain, "blake3").id)).toBe(hex(block.id));
+    expect(Buffer.compare(decodeBlock(block, block.data, undefined, "blake3"), plain)).toBe(0);
+    expectCorrupt(() => decodeBlock(block, block.data));
   });
 
   test("round trips empty, tiny and incompressible blocks; identical content dedups", () => {

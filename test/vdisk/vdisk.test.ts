@@ -11,7 +11,8 @@ import { VdiskManager } from "../../vdisk/model/manager.ts";
 import { openCatalog } from "../../vdisk/model/catalog.ts";
 import { VdiskError } from "../../vdisk/model/errors.ts";
 import { Payload } from "../../vdisk/nbd/payload.ts";
-import { openBackend } from "../../store/index.ts";
+import { hex, openBackend } from "../../store/index.ts";
+import { blake2b256, blake3 } from "../../native/index.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
 import { ZdbProcess } from "../store/cluster.ts";
 import { RawClient, makeSparseImage, mustRun, randomBytes, run, tempDir } from "./helpers.ts";
@@ -217,6 +218,49 @@ describe("snapshots, clones, dedup, reclamation", () => {
     await qemuIoRead(s.uri("base@s1"), "read -P 0x11 0 1M");
     await qemuIo(s.uri("base"), "read -P 0x22 0 1M");
     expect((await s.manager.get("c1"))?.origin).toBe("base@s1");
+  });
+
+  test("new vdisks hash their blocks with BLAKE3; a record from before blockHash existed keeps BLAKE2b, as do its snapshots and clones", async () => {
+    await s.manager.create("b3", 4 * MiB);
+    // As a record written before the field existed: no blockHash.
+    const { blockHash: _, ...old } = await s.manager.create("b2", 4 * MiB);
+    const catalog = await openCatalog(`dir://${join(dir, "model", "catalog")}`);
+    await catalog.put("disk/b2", new TextEncoder().encode(JSON.stringify(old)));
+    expect((await s.manager.get("b3"))?.blockHash).toBe("blake3");
+    expect((await s.manager.get("b2"))?.blockHash).toBe("blake2b");
+    for (const name of ["b3", "b2"]) {
+      await serve(s, name);
+      await qemuIo(s.uri(name), "write -P 0x6b 0 64k", "write -P 0x6c 1M 64k", "flush");
+    }
+    const store = await openBackend(`dir://${s.storeRoot}`);
+    const hashes = async (name: string) => {
+      const out = new Set<string>();
+      for (const ref of (await s.manager.openVdisk(name)).references()) {
+        const data = (await store.get(ref.id))!;
+        const id = hex(ref.id);
+        out.add(id === hex(blake3(data)) ? "blake3" : id === hex(blake2b256(data)) ? "blake2b" : "neither");
+      }
+      return [...out];
+    };
+    expect(await hashes("b3")).toEqual(["blake3"]);
+    expect(await hashes("b2")).toEqual(["blake2b"]);
+    await s.manager.snapshot("b2", "s");
+    await s.manager.clone("b2@s", "b2c");
+    expect((await s.manager.get("b2@s"))?.blockHash).toBe("blake2b");
+    expect((await s.manager.get("b2c"))?.blockHash).toBe("blake2b");
+    // A fresh manager (empty cache) reads each through the store with the hash its record names.
+    const fresh = new VdiskManager({ store, catalog, cacheBytes: 4 * MiB, writebackIntervalMs: 0, log: () => {} });
+    const server = new NbdServer({ log: () => {} });
+    const addr = server.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      for (const name of ["b3", "b2", "b2c"]) {
+        server.addExport(await fresh.openVdisk(name));
+        await qemuIoRead(`nbd://127.0.0.1:${"port" in addr ? addr.port : 0}/${name}`, "read -P 0x6b 0 64k", "read -P 0x6c 1M 64k", "read -P 0 64k 960k");
+      }
+    } finally {
+      server.close();
+      await fresh.close();
+    }
   });
 
   test("delete frees only blocks nothing else references", async () => {

@@ -5,7 +5,8 @@
 //   root   = one entry per page, naming that page's block (zero entry = a page of holes)
 // A vdisk record points at the root. Committing rewrites only the pages that changed and the
 // root, so a snapshot is a copy of one root reference and a commit is O(changed pages).
-import { getBlock, putBlock, type BlockBackend, type BlockRef } from "../../store/index.ts";
+import { getBlock, putBlock, type BlockBackend, type BlockHash, type BlockRef } from "../../store/index.ts";
+import type { VdiskRecord } from "./record.ts";
 import { VdiskError } from "./errors.ts";
 import { isAllZero } from "../segments.ts";
 
@@ -26,8 +27,8 @@ function setRef(buf: Uint8Array, i: number, ref: BlockRef | null): void {
   } else buf.fill(0, i * ENTRY, (i + 1) * ENTRY);
 }
 
-async function fetch(store: BlockBackend, ref: BlockRef, what: string): Promise<Uint8Array> {
-  const plain = await getBlock(store, ref);
+async function fetch(store: BlockBackend, ref: BlockRef, hash: BlockHash, what: string): Promise<Uint8Array> {
+  const plain = await getBlock(store, ref, undefined, hash);
   if (!plain) throw new VdiskError("missing-block", `${what} ${Buffer.from(ref.id).toString("hex")} is not in the store`);
   return plain;
 }
@@ -44,29 +45,34 @@ export class BlockMap {
     private pages: (Uint8Array | null)[], // null: every entry of the page is a hole
     private pageRefs: (BlockRef | null)[],
     private root: BlockRef | null,
+    /** The vdisk's block hash: its map pages and root are stored with it too. */
+    private readonly hash: BlockHash,
     private readonly dirtyPages = new Set<number>(),
   ) {}
 
-  static empty(blocks: number): BlockMap {
+  private static empty(blocks: number, hash: BlockHash): BlockMap {
     const n = Math.ceil(blocks / ENTRIES_PER_PAGE);
-    return new BlockMap(blocks, new Array(n).fill(null), new Array(n).fill(null), null);
+    return new BlockMap(blocks, new Array(n).fill(null), new Array(n).fill(null), null, hash);
   }
 
-  static async load(store: BlockBackend, root: BlockRef | null, blocks: number): Promise<BlockMap> {
-    if (!root) return BlockMap.empty(blocks);
-    const rootPlain = await fetch(store, root, "map root");
+  /** The map of a vdisk or snapshot as its record names it. */
+  static async load(store: BlockBackend, record: Pick<VdiskRecord, "root" | "size" | "blockSize" | "blockHash">): Promise<BlockMap> {
+    const { root, blockHash: hash } = record;
+    const blocks = Math.ceil(record.size / record.blockSize);
+    if (!root) return BlockMap.empty(blocks, hash);
+    const rootPlain = await fetch(store, root, hash, "map root");
     const n = Math.ceil(blocks / ENTRIES_PER_PAGE);
     if (rootPlain.length !== n * ENTRY) throw new VdiskError("corrupt", `map root has ${rootPlain.length / ENTRY} pages, the size needs ${n}`);
     const pageRefs = Array.from({ length: n }, (_, p) => refAt(rootPlain, p));
     const pages = await Promise.all(
       pageRefs.map(async (ref) => {
         if (!ref) return null;
-        const page = await fetch(store, ref, "map page");
+        const page = await fetch(store, ref, hash, "map page");
         if (page.length !== PAGE_BYTES) throw new VdiskError("corrupt", `map page of ${page.length} bytes`);
         return page;
       }),
     );
-    return new BlockMap(blocks, pages, pageRefs, root);
+    return new BlockMap(blocks, pages, pageRefs, root, hash);
   }
 
   get blockCount(): number {
@@ -159,7 +165,7 @@ export class BlockMap {
       await Promise.all(
         changed.map(async (p) => {
           const page = this.pages[p];
-          const ref = page && !isAllZero(page) ? await putBlock(store, page) : null;
+          const ref = page && !isAllZero(page) ? await putBlock(store, page, undefined, this.hash) : null;
           const old = this.pageRefs[p];
           if (old && (!ref || Buffer.compare(old.id, ref.id) !== 0)) released.push(old);
           this.pageRefs[p] = ref;
@@ -172,7 +178,7 @@ export class BlockMap {
     }
     const rootPlain = new Uint8Array(this.pageRefs.length * ENTRY);
     this.pageRefs.forEach((r, p) => setRef(rootPlain, p, r));
-    const root = isAllZero(rootPlain) ? null : await putBlock(store, rootPlain);
+    const root = isAllZero(rootPlain) ? null : await putBlock(store, rootPlain, undefined, this.hash);
     if (this.root && (!root || Buffer.compare(this.root.id, root.id) !== 0)) released.push(this.root);
     this.root = root;
     this.rootStale = false;

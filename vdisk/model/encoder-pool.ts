@@ -1,10 +1,10 @@
-// Block encoding (two BLAKE2b passes, snappy, AES-GCM) is the CPU cost of a flush; a pool of
+// Block encoding (two hash passes, snappy, AES-GCM) is the CPU cost of a flush; a pool of
 // workers runs it off the thread that serves NBD requests, on every core but one. Blocks go in
 // batches: one message and one wake-up of each thread per batch rather than per block. The copies
 // sent to a worker come back with its answer and are reused for the next batch: a fresh 64 KiB
 // array per block is new pages from the kernel (page faults and zeroing) every time.
 import { cpus } from "node:os";
-import type { EncodedBlock } from "../../store/index.ts";
+import type { BlockHash, EncodedBlock } from "../../store/index.ts";
 
 interface Pending {
   resolve: (b: EncodedBlock[]) => void;
@@ -49,7 +49,7 @@ export class EncoderPool {
   }
 
   /** Encodes a copy of each of `plains` as they are now, in order; the caller may change them at once. */
-  encodeMany(plains: Uint8Array[]): Promise<EncodedBlock[]> {
+  encodeMany(plains: Uint8Array[], hash: BlockHash): Promise<EncodedBlock[]> {
     const copies = plains.map((p) => {
       const spare = this.spares.get(p.length)?.pop();
       const copy = spare ? new Uint8Array(spare) : new Uint8Array(p.length);
@@ -60,7 +60,7 @@ export class EncoderPool {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) for (const w of this.workers) w.ref();
       this.pending.set(seq, { resolve, reject });
-      this.worker().postMessage({ seq, plains: copies }, copies);
+      this.worker().postMessage({ seq, plains: copies, hash }, copies);
     });
   }
 

@@ -11,7 +11,7 @@ import type { BlockBackend, BlockRef } from "../../store/index.ts";
 import { BlockMap } from "./block-map.ts";
 import type { Catalog } from "./catalog.ts";
 import { VdiskError } from "./errors.ts";
-import { checkName, decodeRecord, encodeRecord, recordKey, toHex, type VdiskRecord } from "./record.ts";
+import { checkName, decodeRecord, encodeRecord, NEW_VDISK_BLOCK_HASH, recordKey, toHex, type VdiskRecord } from "./record.ts";
 import { ReadWriteLock } from "./concurrency.ts";
 import { Vdisk, type VdiskOptions } from "./vdisk.ts";
 import { EncoderPool } from "./encoder-pool.ts";
@@ -84,7 +84,7 @@ export class VdiskManager {
     checkName(name);
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     checkSize(size, blockSize);
-    const record: VdiskRecord = { format: 1, kind: "vdisk", name, size, blockSize, root: null, origin: null, created: new Date().toISOString(), generation: 0 };
+    const record: VdiskRecord = { format: 1, kind: "vdisk", name, size, blockSize, blockHash: NEW_VDISK_BLOCK_HASH, root: null, origin: null, created: new Date().toISOString(), generation: 0 };
     await this.putNew(record);
     return record;
   }
@@ -102,7 +102,7 @@ export class VdiskManager {
 
   async info(name: string): Promise<VdiskInfo> {
     const r = await this.must(name);
-    const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
+    const map = await BlockMap.load(this.store, r);
     let allocated = 0;
     for (let b = 0; b < map.blockCount; b++) if (!map.isHole(b)) allocated++;
     return { ...r, allocatedBlocks: allocated };
@@ -123,9 +123,9 @@ export class VdiskManager {
 
   private async load(name: string, opts: { readOnly?: boolean }): Promise<Vdisk> {
     const r = await this.must(name);
-    const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
+    const map = await BlockMap.load(this.store, r);
     const readOnly = r.kind === "snapshot" || (opts.readOnly ?? false);
-    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plains) => this.encoder.encodeMany(plains), this.opts, readOnly);
+    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plains) => this.encoder.encodeMany(plains, r.blockHash), this.opts, readOnly);
     this.open.set(name, v);
     return v;
   }
@@ -192,7 +192,7 @@ export class VdiskManager {
   async delete(name: string): Promise<GcReport> {
     if (this.open.has(name)) throw new VdiskError("busy", `${name} is being served; stop serving it first`);
     const r = await this.must(name);
-    const map = await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize));
+    const map = await BlockMap.load(this.store, r);
     await this.recordGarbage([...map.references()]);
     await this.catalog.delete(recordKey(name));
     return this.gc();
@@ -226,7 +226,7 @@ export class VdiskManager {
         for (const ref of map) marked.add(toHex(ref.id));
       };
       for (const r of await this.list()) {
-        markMap((await BlockMap.load(this.store, r.root, Math.ceil(r.size / r.blockSize))).references());
+        markMap((await BlockMap.load(this.store, r)).references());
       }
       for (const v of this.open.values()) markMap(v.references());
       let deleted = 0;

@@ -1,11 +1,14 @@
 // The catalog record of a vdisk or snapshot, stored as JSON under `disk/<name>`:
 //   { "format": 1, "kind": "vdisk"|"snapshot", "name", "size", "blockSize",
+//     "blockHash": "blake3"|"blake2b",  -- the hash of its blocks' keys and ids, map included (store/chunk.ts);
+//                                        absent in records written before it existed: "blake2b"; snapshots
+//                                        and clones keep their origin's, as they share its blocks
 //     "root": null | { "id": hex, "key": hex },   -- the map's root block in the store (null: all holes)
 //     "origin": name of the snapshot a clone came from, or null,
 //     "created": ISO time, "generation": commits so far }
 // Snapshots are named `<vdisk>@<snapshot>`. Garbage lists (blocks a commit or a delete stopped
 // referencing) are JSON `{ "ids": [hex...] }` under `garbage/<time>-<random>`.
-import type { BlockRef } from "../../store/index.ts";
+import type { BlockHash, BlockRef } from "../../store/index.ts";
 import { VdiskError } from "./errors.ts";
 
 export interface VdiskRecord {
@@ -14,6 +17,7 @@ export interface VdiskRecord {
   name: string;
   size: number;
   blockSize: number;
+  blockHash: BlockHash;
   root: BlockRef | null;
   origin: string | null;
   created: string;
@@ -28,6 +32,9 @@ export function checkName(name: string, allowSnapshot = false): void {
   const ok = parts.length === 1 ? namePart.test(name) : allowSnapshot && parts.length === 2 && parts.every((p) => namePart.test(p));
   if (!ok) throw new VdiskError("bad-name", `bad ${allowSnapshot ? "vdisk or snapshot" : "vdisk"} name ${JSON.stringify(name)} (letters, digits, . _ -; snapshots as disk@snap)`);
 }
+
+/** What a new vdisk's blocks are hashed with: BLAKE3 costs half of BLAKE2b per block here (store/chunk.ts). */
+export const NEW_VDISK_BLOCK_HASH: BlockHash = "blake3";
 
 export const recordKey = (name: string) => `disk/${name}`;
 
@@ -56,6 +63,8 @@ export function decodeRecord(bytes: Uint8Array, key: string): VdiskRecord {
   if (!Number.isSafeInteger(j.size) || (j.size as number) < 0) throw bad("size");
   if (!Number.isSafeInteger(j.blockSize) || (j.blockSize as number) <= 0) throw bad("blockSize");
   if (!Number.isSafeInteger(j.generation)) throw bad("generation");
+  const blockHash = j.blockHash ?? "blake2b";
+  if (blockHash !== "blake2b" && blockHash !== "blake3") throw bad("blockHash");
   const root = j.root as { id?: unknown; key?: unknown } | null;
   return {
     format: 1,
@@ -63,6 +72,7 @@ export function decodeRecord(bytes: Uint8Array, key: string): VdiskRecord {
     name: j.name,
     size: j.size as number,
     blockSize: j.blockSize as number,
+    blockHash,
     root: root === null ? null : { id: fromHex(root?.id, "root id"), key: fromHex(root?.key, "root key") },
     origin: typeof j.origin === "string" ? j.origin : null,
     created: String(j.created ?? ""),

@@ -363,7 +363,7 @@ export class Vdisk implements BlockExport {
     if (pending) return pending;
     const ref = this.map.get(block);
     if (!ref) return Promise.resolve(this.cacheMap.get(block) ?? null);
-    const p = getBlock(this.store, ref)
+    const p = getBlock(this.store, ref, undefined, this.record.blockHash)
       .then((plain) => {
         if (!plain) throw new NbdError(EIO, `block ${block} (${Buffer.from(ref.id).toString("hex")}) is missing from the store`, { export: this.name });
         if (plain.length !== this.bs) throw new NbdError(EIO, `block ${block} has ${plain.length} bytes, not ${this.bs}`, { export: this.name });
