@@ -23,7 +23,12 @@ export function execWithServerAllocator(): void {
   if (process.env[PURGE_DELAY_VARIABLE] !== undefined) return;
   const env = { ...process.env, [PURGE_DELAY_VARIABLE]: String(SERVER_PURGE_DELAY_MS) };
   const argv = [process.argv0, ...process.execArgv, ...process.argv.slice(1)];
-  const error = execve(process.execPath, argv, Object.entries(env).map(([k, v]) => `${k}=${v}`));
+  let error: string;
+  try {
+    error = execve(process.execPath, argv, Object.entries(env).map(([k, v]) => `${k}=${v}`));
+  } catch (err) {
+    error = (err as Error).message; // no libc.so.6 to call it through
+  }
   // Only reached when execve failed: serving with the default allocator settings is slower, not wrong.
   process.stderr.write(`warning: could not re-execute with ${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS} (${error}); serving with mimalloc's defaults\n`);
 }
