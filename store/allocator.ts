@@ -18,11 +18,23 @@ import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 export const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
 export const SERVER_PURGE_DELAY_MS = 5000;
 
+/**
+ * Bun's sampling profiler and inspector interrupt threads with SIGPWR; one that lands while the new
+ * image has not yet installed Bun's handler kills it (seen with --cpu-prof: 5 of 30 starts).
+ */
+const SIGNALLING_FLAGS = /^--(cpu-prof|inspect)/;
+
 /** Re-executes this process with the data-server allocator settings, unless they are already set. */
 export function execWithServerAllocator(): void {
   if (process.env[PURGE_DELAY_VARIABLE] !== undefined) return;
+  if (process.execArgv.some((f) => SIGNALLING_FLAGS.test(f))) {
+    process.stderr.write(`warning: not re-executing with ${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS} under a profiler or inspector; set it in the environment\n`);
+    return;
+  }
   const env = { ...process.env, [PURGE_DELAY_VARIABLE]: String(SERVER_PURGE_DELAY_MS) };
-  const argv = [process.argv0, ...process.execArgv, ...process.argv.slice(1)];
+  // Flags that came from BUN_OPTIONS show in execArgv too; the new image reads them from there again.
+  const fromEnv = new Set((process.env.BUN_OPTIONS ?? "").split(/\s+/).filter(Boolean));
+  const argv = [process.argv0, ...process.execArgv.filter((f) => !fromEnv.has(f)), ...process.argv.slice(1)];
   let error: string;
   try {
     error = execve(process.execPath, argv, Object.entries(env).map(([k, v]) => `${k}=${v}`));

@@ -1,6 +1,8 @@
 // The data servers re-execute themselves in place with mimalloc's purge delay raised (store/allocator.ts).
 import { afterEach, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ZdbProcess } from "./cluster.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
 import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
@@ -37,4 +39,17 @@ test("an operator's own value is kept", async () => {
   server = await ZdbProcess.start({ env: { [PURGE_DELAY_VARIABLE]: "250" } });
   expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe("250");
   expect(String(await ping(server.port))).toBe("PONG");
+});
+
+test("under Bun's profiler it does not re-execute (the profiler's signals would kill the new image)", async () => {
+  const env = { ...process.env } as Record<string, string>;
+  delete env[PURGE_DELAY_VARIABLE];
+  const profiles = mkdtempSync(join(tmpdir(), "zstore-prof-"));
+  try {
+    server = await ZdbProcess.start({ env: { ...env, BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir=${profiles}` } });
+    expect(environOf(server.proc.pid).has(PURGE_DELAY_VARIABLE)).toBe(false);
+    expect(String(await ping(server.port))).toBe("PONG");
+  } finally {
+    rmSync(profiles, { recursive: true, force: true });
+  }
 });
