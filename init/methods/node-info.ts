@@ -71,19 +71,21 @@ export function kernelInfo(): { release: string; version: string | null; cmdline
 
 type Changing = { hostname: string; memory: Awaited<ReturnType<typeof memoryInfo>>; disks: Awaited<ReturnType<typeof disks>>; nics: Awaited<ReturnType<typeof nics>> };
 let fixed: { kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } | null = null;
-/** The current snapshot's answer, one frozen object shared by every call until the next snapshot (node.info asks per call),
- * with the system uptime (whole seconds, from sysinfo) read with it and the monotonic clock at that moment. */
-let changing: { at: number; facts: MachineFacts; uptime: number; monotonicAt: number } | null = null;
+/** The current snapshot's answer, one frozen object shared by every call until the next snapshot (node.info asks per call). */
+let changing: { at: number; facts: MachineFacts } | null = null;
+/** One sysinfo(2) uptime reading and the monotonic clock at that moment, taken once: re-anchoring at
+ * each snapshot could step the answer back a second, as each reading is rounded down. */
+let uptimeAnchor: { uptime: number; monotonicAt: number } | null = null;
 let refreshing: Promise<void> | null = null;
 type MachineFacts = Readonly<{ kernel: ReturnType<typeof kernelInfo>; cpu: ReturnType<typeof cpuInfo> } & Changing>;
 
 /**
- * The system's uptime in whole seconds, as sysinfo(2) gives it: the snapshot's reading plus the
- * monotonic time since, so that node.info (asked per call) makes no system call for it.
+ * The system's uptime in whole seconds, as sysinfo(2) gives it: one reading plus the monotonic time
+ * since, so that node.info (asked per call) makes no system call for it and the answer never goes back.
  */
 export function systemUptime(): number {
-  if (!changing) return uptime();
-  return Math.floor(changing.uptime + (performance.now() - changing.monotonicAt) / 1000);
+  uptimeAnchor ??= { uptime: uptime(), monotonicAt: performance.now() };
+  return Math.floor(uptimeAnchor.uptime + (performance.now() - uptimeAnchor.monotonicAt) / 1000);
 }
 
 /**
@@ -96,7 +98,7 @@ export async function machineFacts(maxAgeMs = 1000): Promise<MachineFacts> {
   const always = (fixed ??= { kernel: kernelInfo(), cpu: cpuInfo() });
   if (!changing || Date.now() - changing.at > maxAgeMs) {
     refreshing ??= Promise.all([memoryInfo(), disks(), nics()])
-      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: Object.freeze({ ...always, hostname: hostname(), memory, disks: d, nics: n }), uptime: uptime(), monotonicAt: performance.now() }))
+      .then(([memory, d, n]) => void (changing = { at: Date.now(), facts: Object.freeze({ ...always, hostname: hostname(), memory, disks: d, nics: n }) }))
       .catch((e) => log.error("reading memory, disks and NICs", e)) // the last snapshot stays
       .finally(() => (refreshing = null));
     if (!changing) await refreshing;

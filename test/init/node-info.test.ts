@@ -29,3 +29,15 @@ test("the hostname comes with the snapshot; the system uptime follows sysinfo's 
   expect(ours).toBeGreaterThanOrEqual(before - 1);
   expect(ours).toBeLessThanOrEqual(after + 1);
 });
+
+test("the system uptime never goes back while snapshots are re-read", async () => {
+  let last = systemUptime();
+  const end = performance.now() + 2500;
+  while (performance.now() < end) {
+    await machineFacts(0);
+    await Bun.sleep(20);
+    const now = systemUptime();
+    expect(now).toBeGreaterThanOrEqual(last);
+    last = now;
+  }
+});
