@@ -5,7 +5,7 @@
 //   data  = AES-256-GCM(key, nonce = key[0..12], no AAD) of comp, stored as ciphertext || 16-byte tag
 //   id    = BLAKE2b-256(data)                 (the name the block is stored under)
 // The nonce repeats only for identical plaintext, which then yields identical data: that is the dedup.
-// Vdisks written since 2026-11-26 use the same layout with BLAKE3-256 for both key and id (BlockHash
+// Vdisks created since 2026-11-26 use the same layout with BLAKE3-256 for both key and id (BlockHash
 // "blake3"): the two hashes were over half the cost of encoding a block, and BLAKE3 costs ~0.19
 // CPU-s per GiB here against ~0.41 for four-lane BLAKE2b. Such blocks are not rfs blocks; flists
 // keep BLAKE2b. A reader must know which hash a block was written with (a vdisk records it).
@@ -68,8 +68,8 @@ export function encodeBlock(plain: Uint8Array, hash: BlockHash = "blake2b"): Enc
 
 /**
  * encodeBlock of each of `plains`, in order, for writers with a batch at hand (a vdisk flush).
- * The two BLAKE2b passes are over half the cost of encoding; here each runs over the whole batch,
- * several blocks at once in the lanes of the SIMD unit (native blake2b256Many).
+ * The two hash passes are over half the cost of encoding; here each runs over the whole batch
+ * (BLAKE2b: several blocks at once in the lanes of the SIMD unit, native blake2b256Many).
  */
 export function encodeBlocks(plains: Uint8Array[], hash: BlockHash = "blake2b"): EncodedBlock[] {
   const keys = hashMany[hash](plains);
@@ -114,12 +114,12 @@ export function decodeBlock(ref: BlockRef, data: Uint8Array, maxPlainLength = MA
 
 /**
  * decodeBlock of each block, in order, for readers with several at hand (a decode worker's queue):
- * the id hashes, the largest part of decoding, run over the whole batch, several blocks at once in
- * the lanes of the SIMD unit (native blake2b256Many). Each result is the plaintext, or the
+ * the id hashes, the largest part of decoding, run over the whole batch (BLAKE2b: several blocks at
+ * once in the lanes of the SIMD unit, native blake2b256Many). Each result is the plaintext, or the
  * StoreError that decodeBlock would have thrown for that block.
  */
-export function decodeBlocks(blocks: { ref: BlockRef; data: Uint8Array }[], maxPlainLength = MAX_PLAIN_LENGTH): (Uint8Array | StoreError)[] {
-  const hashes = blake2b256Many(blocks.map((b) => b.data));
+export function decodeBlocks(blocks: { ref: BlockRef; data: Uint8Array }[], maxPlainLength = MAX_PLAIN_LENGTH, hash: BlockHash = "blake2b"): (Uint8Array | StoreError)[] {
+  const hashes = hashMany[hash](blocks.map((b) => b.data));
   return blocks.map((b, i) => {
     try {
       return openBlock(b.ref, b.data, hashes[i], maxPlainLength);

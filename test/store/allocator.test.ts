@@ -27,11 +27,14 @@ async function ping(port: number): Promise<unknown> {
   }
 }
 
-test("zstore serve started without the setting runs with it, under the pid it was started with", async () => {
-  const env = { ...process.env } as Record<string, string>;
+test("zstore serve started without the setting runs with it, under the pid and with the arguments it was started with", async () => {
+  const env = { ...process.env, BUN_OPTIONS: "--smol" } as Record<string, string>;
   delete env[PURGE_DELAY_VARIABLE];
   server = await ZdbProcess.start({ env });
   expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe(String(SERVER_PURGE_DELAY_MS));
+  // The arguments as they were: Bun's flags from BUN_OPTIONS stay there, not added to the command line.
+  const cmdline = readFileSync(`/proc/${server.proc.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  expect(cmdline.slice(1)).toEqual([join(import.meta.dir, "../../store/cli.ts"), "serve", "--data", server.dataDir, "--listen", "127.0.0.1:0", "--fsync", "never"]);
   expect(String(await ping(server.port))).toBe("PONG");
 });
 

@@ -67,7 +67,9 @@ describe("rfs block encoding", () => {
     expect(hex(block.id)).toBe(await blake3(block.data, 256));
     expect(hex(encodeBlock(plain, "blake3").id)).toBe(hex(block.id));
     expect(Buffer.compare(decodeBlock(block, block.data, undefined, "blake3"), plain)).toBe(0);
+    expect(Buffer.compare(decodeBlocks([{ ref: block, data: block.data }], undefined, "blake3")[0] as Uint8Array, plain)).toBe(0);
     expectCorrupt(() => decodeBlock(block, block.data));
+    expect(decodeBlocks([{ ref: block, data: block.data }])[0]).toBeInstanceOf(StoreError);
   });
 
   test("round trips empty, tiny and incompressible blocks; identical content dedups", () => {

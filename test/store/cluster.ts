@@ -15,11 +15,11 @@ export class ZdbProcess {
   ) {}
 
   /** Starts a server on a fresh data directory, or on `dataDir` to bring a killed one back. */
-  static async start(opts: { namespace?: string; fsync?: string; dataDir?: string; admin?: string; port?: number; env?: Record<string, string> } = {}): Promise<ZdbProcess> {
+  static async start(opts: { namespace?: string; fsync?: string; dataDir?: string; admin?: string; port?: number; /** The whole environment (default: this process's). */ env?: Record<string, string> } = {}): Promise<ZdbProcess> {
     const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "zstore-zdb-"));
     const proc = Bun.spawn(
       [process.execPath, join(repo, "store", "cli.ts"), "serve", "--data", dataDir, "--listen", `127.0.0.1:${opts.port ?? 0}`, "--fsync", opts.fsync ?? "never", ...(opts.admin ? ["--admin", opts.admin] : [])],
-      { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } },
+      { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ?? process.env },
     );
     const port = await readPort(proc);
     const z = new ZdbProcess(proc, port, dataDir);

@@ -225,9 +225,17 @@ describe("snapshots, clones, dedup, reclamation", () => {
     // As a record written before the field existed: no blockHash.
     const { blockHash: _, ...old } = await s.manager.create("b2", 4 * MiB);
     const catalog = await openCatalog(`dir://${join(dir, "model", "catalog")}`);
-    await catalog.put("disk/b2", new TextEncoder().encode(JSON.stringify(old)));
+    const raw = async (name: string) => JSON.parse(new TextDecoder().decode((await catalog.get(`disk/${name}`))!));
+    // Format 2 names the hash, so a server that predates it refuses the record instead of misreading it.
+    expect(await raw("b3")).toMatchObject({ format: 2, blockHash: "blake3" });
+    await catalog.put("disk/b2", new TextEncoder().encode(JSON.stringify({ ...old, format: 1 })));
     expect((await s.manager.get("b3"))?.blockHash).toBe("blake3");
     expect((await s.manager.get("b2"))?.blockHash).toBe("blake2b");
+    for (const bad of [{ format: 1, blockHash: "blake3" }, { format: 2 }]) {
+      await catalog.put("disk/bad", new TextEncoder().encode(JSON.stringify({ ...old, name: "bad", ...bad })));
+      await expect(s.manager.get("bad")).rejects.toMatchObject({ code: "corrupt" });
+    }
+    await catalog.delete("disk/bad");
     for (const name of ["b3", "b2"]) {
       await serve(s, name);
       await qemuIo(s.uri(name), "write -P 0x6b 0 64k", "write -P 0x6c 1M 64k", "flush");
@@ -260,6 +268,8 @@ describe("snapshots, clones, dedup, reclamation", () => {
     } finally {
       server.close();
       await fresh.close();
+      await store.close();
+      await catalog.close();
     }
   });
 

@@ -7,6 +7,8 @@ declare const self: Worker;
 self.onmessage = (e: MessageEvent<{ seq: number; plains: ArrayBuffer[]; hash: BlockHash }>) => {
   const { seq, plains, hash } = e.data;
   try {
+    // No default: a message that lost its hash must fail, not store blocks the record cannot read.
+    if (hash !== "blake2b" && hash !== "blake3") throw new Error(`unknown block hash ${JSON.stringify(hash)}`);
     const blocks = encodeBlocks(plains.map((p) => new Uint8Array(p)), hash);
     self.postMessage({ seq, blocks, plains }, [...blocks.map((b) => b.data.buffer as ArrayBuffer), ...plains]);
   } catch (err) {

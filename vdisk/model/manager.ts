@@ -84,7 +84,7 @@ export class VdiskManager {
     checkName(name);
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     checkSize(size, blockSize);
-    const record: VdiskRecord = { format: 1, kind: "vdisk", name, size, blockSize, blockHash: NEW_VDISK_BLOCK_HASH, root: null, origin: null, created: new Date().toISOString(), generation: 0 };
+    const record: VdiskRecord = { kind: "vdisk", name, size, blockSize, blockHash: NEW_VDISK_BLOCK_HASH, root: null, origin: null, created: new Date().toISOString(), generation: 0 };
     await this.putNew(record);
     return record;
   }

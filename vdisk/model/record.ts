@@ -1,8 +1,12 @@
 // The catalog record of a vdisk or snapshot, stored as JSON under `disk/<name>`:
-//   { "format": 1, "kind": "vdisk"|"snapshot", "name", "size", "blockSize",
+//   { "format": 1|2, "kind": "vdisk"|"snapshot", "name", "size", "blockSize",
 //     "blockHash": "blake3"|"blake2b",  -- the hash of its blocks' keys and ids, map included (store/chunk.ts);
-//                                        absent in records written before it existed: "blake2b"; snapshots
-//                                        and clones keep their origin's, as they share its blocks
+//                                        snapshots and clones keep their origin's, as they share its blocks.
+//                                        Format 1 (written before blockHash existed): BLAKE2b, the field absent.
+//                                        Format 2: the field says. A BLAKE3 record is format 2, so a server
+//                                        that predates it refuses the record ("bad format") rather than
+//                                        reading its blocks as BLAKE2b, or copying it into a snapshot
+//                                        without the field.
 //     "root": null | { "id": hex, "key": hex },   -- the map's root block in the store (null: all holes)
 //     "origin": name of the snapshot a clone came from, or null,
 //     "created": ISO time, "generation": commits so far }
@@ -12,7 +16,6 @@ import type { BlockHash, BlockRef } from "../../store/index.ts";
 import { VdiskError } from "./errors.ts";
 
 export interface VdiskRecord {
-  format: 1;
   kind: "vdisk" | "snapshot";
   name: string;
   size: number;
@@ -45,7 +48,7 @@ const fromHex = (s: unknown, what: string): Uint8Array => {
 };
 
 export function encodeRecord(r: VdiskRecord): Uint8Array {
-  const json = { ...r, root: r.root && { id: toHex(r.root.id), key: toHex(r.root.key) } };
+  const json = { format: r.blockHash === "blake2b" ? 1 : 2, ...r, root: r.root && { id: toHex(r.root.id), key: toHex(r.root.key) } };
   return new TextEncoder().encode(JSON.stringify(json, null, 1) + "\n");
 }
 
@@ -57,17 +60,17 @@ export function decodeRecord(bytes: Uint8Array, key: string): VdiskRecord {
     throw new VdiskError("corrupt", `catalog record ${key} is not JSON`, { cause: err });
   }
   const bad = (field: string) => new VdiskError("corrupt", `catalog record ${key}: bad ${field}`);
-  if (j.format !== 1) throw bad("format");
+  if (j.format !== 1 && j.format !== 2) throw bad("format");
   if (j.kind !== "vdisk" && j.kind !== "snapshot") throw bad("kind");
   if (typeof j.name !== "string") throw bad("name");
   if (!Number.isSafeInteger(j.size) || (j.size as number) < 0) throw bad("size");
   if (!Number.isSafeInteger(j.blockSize) || (j.blockSize as number) <= 0) throw bad("blockSize");
   if (!Number.isSafeInteger(j.generation)) throw bad("generation");
-  const blockHash = j.blockHash ?? "blake2b";
+  const blockHash = j.format === 1 ? (j.blockHash ?? "blake2b") : j.blockHash;
   if (blockHash !== "blake2b" && blockHash !== "blake3") throw bad("blockHash");
+  if (j.format === 1 && blockHash !== "blake2b") throw bad("format (1 is BLAKE2b only)");
   const root = j.root as { id?: unknown; key?: unknown } | null;
   return {
-    format: 1,
     kind: j.kind,
     name: j.name,
     size: j.size as number,
