@@ -114,9 +114,18 @@ export class SignatureVerifier {
     }
   }
 
+  /**
+   * A callback that throws is logged, never passed on: in the drain it would end the loop (the
+   * verdicts after it would wait, with no waiter armed, for some later verify(); for good once
+   * calls stop), and on Bun's pool it would be an uncaught exception in PID 1.
+   */
   private report(done: Verdict, ok: boolean): void {
     this.outstanding--;
-    done(ok);
+    try {
+      done(ok);
+    } catch (e) {
+      log.error("signature verdict callback threw", e);
+    }
   }
 
   private start(): void {
@@ -183,13 +192,7 @@ export class SignatureVerifier {
       const done = this.callbacks[slot]!;
       this.callbacks[slot] = undefined;
       this.handled = (this.handled + 1) | 0;
-      // a callback that throws must not end the drain: the verdicts after it would wait, with no
-      // waiter armed, for some later verify() (for good once calls stop)
-      try {
-        this.report(done, verdict === VALID);
-      } catch (e) {
-        log.error("signature verdict callback threw", e);
-      }
+      this.report(done, verdict === VALID);
     }
     if (this.ring === ring && this.handled !== this.submitted) this.awaitVerdicts();
   }

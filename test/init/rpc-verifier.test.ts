@@ -74,8 +74,12 @@ describe("signature verifier", () => {
     }),
   );
 
-  test("a verdict callback that throws does not hold up the verdicts after it", () =>
-    withVerifier({ threads: 1, startAt: 1 }, async (verifier) => {
+  // On the pool a throw was an uncaught exception (in PID 1); on the threads it ended the drain.
+  test.each([
+    ["on the verifier thread", { threads: 1, startAt: 1 }],
+    ["on Bun's pool", { startAt: 1_000_000 }],
+  ] as [string, VerifierOptions][])("a verdict callback that throws %s is logged and does not hold up the verdicts after it", (_where, opts) =>
+    withVerifier(opts, async (verifier) => {
       const list = jobs(100);
       let reports = 0;
       const throwing = {
