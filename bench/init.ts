@@ -8,7 +8,7 @@
 // in the field. "node capacity" sends requests signed before the clock starts and only counts the
 // replies, as redis-benchmark does for redis: the node still verifies every request and signs every
 // reply, so that is the node's verified calls/s, the figure the issue's goal is about.
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as noble from "@noble/ed25519";
@@ -20,6 +20,7 @@ import { Supervisor } from "../init/supervisor/supervisor.ts";
 import { serviceSpecFrom } from "../init/supervisor/service-config.ts";
 import { bundleInit } from "../initramfs/build.ts";
 import { report, type BenchResult } from "./lib/report.ts";
+import { threadCpuSeconds, type ThreadCpu } from "./lib/proc.ts";
 
 const bun = process.execPath;
 const root = join(import.meta.dir, "..");
@@ -151,23 +152,11 @@ async function presignedLoad(address: NodeAddress, key: ReturnType<typeof genera
   return { rps: lat.length / elapsed, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), calls: lat.length };
 }
 
-/** CPU time (µs, user + system) used so far by each thread of `pid`, by thread id, with the thread's name. */
-function threadCpu(pid: number): Map<string, { name: string; us: number }> {
-  const ticksUs = 1e6 / 100; // USER_HZ
-  const threads = new Map<string, { name: string; us: number }>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "latin1");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    threads.set(tid, { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), us: (Number(fields[11]) + Number(fields[12])) * ticksUs });
-  }
-  return threads;
-}
-
-/** CPU µs per call between two threadCpu readings of init: its JS thread (the main one), its verifier threads and the whole process. */
-function cpuPerCall(pid: number, before: Map<string, { us: number }>, after: Map<string, { name: string; us: number }>, calls: number): { js: number; verifier: number; total: number } {
+/** CPU µs per call between two threadCpuSeconds readings of init: its JS thread (the main one), its verifier threads and the whole process. */
+function cpuPerCall(pid: number, before: Map<string, ThreadCpu>, after: Map<string, ThreadCpu>, calls: number): { js: number; verifier: number; total: number } {
   const sum = { js: 0, verifier: 0, total: 0 };
   for (const [tid, t] of after) {
-    const used = t.us - (before.get(tid)?.us ?? 0);
+    const used = (t.cpuSeconds - (before.get(tid)?.cpuSeconds ?? 0)) * 1e6;
     sum.total += used;
     if (tid === String(pid)) sum.js += used;
     else if (t.name === "Worker") sum.verifier += used;
@@ -184,10 +173,10 @@ async function redisPing(clients: number): Promise<{ rps: number; p50: number; p
       await Bun.sleep(50);
     }
     const calls = clients === 1 ? 30000 : 100000;
-    const before = threadCpu(server.pid);
+    const before = threadCpuSeconds(server.pid);
     // -t ping runs PING_INLINE and PING_MBULK, each `calls` times
     const out = Bun.spawnSync(["redis-benchmark", "-p", String(port), "-t", "ping", "-c", String(clients), "-n", String(calls), "--csv"]).stdout.toString();
-    const cpu = cpuPerCall(server.pid, before, threadCpu(server.pid), 2 * calls);
+    const cpu = cpuPerCall(server.pid, before, threadCpuSeconds(server.pid), 2 * calls);
     const line = out.split("\n").find((l) => l.startsWith('"PING_MBULK"'));
     if (!line) throw new Error(`unexpected redis-benchmark output: ${out}`);
     const f = line.split(",").map((x) => Number(x.replace(/"/g, "")));
@@ -211,9 +200,9 @@ async function rpcBench(): Promise<void> {
         results.push({ name: `signed node.info p50, ${clients} client(s) signing too, ${transport}`, value: r.p50, unit: "ms", peer: "redis PING p50", peer_value: peer.p50, higher_is_better: false, goal: "" });
         results.push({ name: `signed node.info p99, ${clients} client(s) signing too, ${transport}`, value: r.p99, unit: "ms", peer: "redis PING p99", peer_value: peer.p99, higher_is_better: false, goal: context });
         if (clients === 32) {
-          const before = threadCpu(node.proc.pid);
+          const before = threadCpuSeconds(node.proc.pid);
           const light = await presignedLoad(addr, node.key, clients, 3000);
-          const cpu = cpuPerCall(node.proc.pid, before, threadCpu(node.proc.pid), light.calls);
+          const cpu = cpuPerCall(node.proc.pid, before, threadCpuSeconds(node.proc.pid), light.calls);
           results.push({ name: `node capacity (verified calls/s), pre-signed node.info, 32 clients, ${transport}`, value: light.rps, unit: "calls/s", peer: "redis-benchmark PING (32 clients, tcp)", peer_value: peer.rps, higher_is_better: true, goal: "issue goal: >= 10,000 verified calls/s" });
           results.push({ name: `node capacity p50, 32 clients, ${transport}`, value: light.p50, unit: "ms", peer: "redis PING p50", peer_value: peer.p50, higher_is_better: false, goal: "" });
           results.push({ name: `node capacity p99, 32 clients, ${transport}`, value: light.p99, unit: "ms", peer: "redis PING p99", peer_value: peer.p99, higher_is_better: false, goal: "issue goal: < 5 ms" });
