@@ -36,6 +36,11 @@ const hashOne: Record<BlockHash, (data: Uint8Array) => Uint8Array> = {
   blake3: (data) => blake3(data),
 };
 
+/** Whether `x` names a block hash (what a record or a message says, checked before use). */
+export function isBlockHash(x: unknown): x is BlockHash {
+  return typeof x === "string" && Object.hasOwn(hashOne, x);
+}
+
 /** Each input's hash. BLAKE2b hashes several inputs at once in the SIMD lanes; BLAKE3 already spreads one input's 1 KiB chunks over them. */
 const hashMany: Record<BlockHash, (inputs: Uint8Array[]) => Uint8Array[]> = {
   blake2b: blake2b256Many,

@@ -1,6 +1,6 @@
 // Worker side of EncoderPool: encodes a batch of blocks per message (store/chunk.ts) and
 // hands the encoded buffers back without copying them, with the plaintext buffers for reuse.
-import { encodeBlocks, type BlockHash } from "../../store/chunk.ts";
+import { encodeBlocks, isBlockHash, type BlockHash } from "../../store/chunk.ts";
 
 declare const self: Worker;
 
@@ -8,7 +8,7 @@ self.onmessage = (e: MessageEvent<{ seq: number; plains: ArrayBuffer[]; hash: Bl
   const { seq, plains, hash } = e.data;
   try {
     // No default: a message that lost its hash must fail, not store blocks the record cannot read.
-    if (hash !== "blake2b" && hash !== "blake3") throw new Error(`unknown block hash ${JSON.stringify(hash)}`);
+    if (!isBlockHash(hash)) throw new Error(`unknown block hash ${JSON.stringify(hash)}`);
     const blocks = encodeBlocks(plains.map((p) => new Uint8Array(p)), hash);
     self.postMessage({ seq, blocks, plains }, [...blocks.map((b) => b.data.buffer as ArrayBuffer), ...plains]);
   } catch (err) {

@@ -12,7 +12,7 @@
 //     "created": ISO time, "generation": commits so far }
 // Snapshots are named `<vdisk>@<snapshot>`. Garbage lists (blocks a commit or a delete stopped
 // referencing) are JSON `{ "ids": [hex...] }` under `garbage/<time>-<random>`.
-import type { BlockHash, BlockRef } from "../../store/index.ts";
+import { isBlockHash, type BlockHash, type BlockRef } from "../../store/index.ts";
 import { VdiskError } from "./errors.ts";
 
 export interface VdiskRecord {
@@ -67,7 +67,7 @@ export function decodeRecord(bytes: Uint8Array, key: string): VdiskRecord {
   if (!Number.isSafeInteger(j.blockSize) || (j.blockSize as number) <= 0) throw bad("blockSize");
   if (!Number.isSafeInteger(j.generation)) throw bad("generation");
   const blockHash = j.format === 1 ? (j.blockHash ?? "blake2b") : j.blockHash;
-  if (blockHash !== "blake2b" && blockHash !== "blake3") throw bad("blockHash");
+  if (!isBlockHash(blockHash)) throw bad("blockHash");
   if (j.format === 1 && blockHash !== "blake2b") throw bad("format (1 is BLAKE2b only)");
   const root = j.root as { id?: unknown; key?: unknown } | null;
   return {
