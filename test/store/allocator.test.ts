@@ -3,7 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ZdbProcess } from "./cluster.ts";
+import { envWithoutAllocatorSetting, ZdbProcess } from "./cluster.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
 import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
 
@@ -28,9 +28,7 @@ async function ping(port: number): Promise<unknown> {
 }
 
 test("zstore serve started without the setting runs with it, under the pid and with the arguments it was started with", async () => {
-  const env = { ...process.env, BUN_OPTIONS: "--smol" } as Record<string, string>;
-  delete env[PURGE_DELAY_VARIABLE];
-  server = await ZdbProcess.start({ env });
+  server = await ZdbProcess.start({ env: envWithoutAllocatorSetting({ BUN_OPTIONS: "--smol" }) });
   expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe(String(SERVER_PURGE_DELAY_MS));
   // The arguments as they were: Bun's flags from BUN_OPTIONS stay there, not added to the command line.
   const cmdline = readFileSync(`/proc/${server.proc.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -45,11 +43,9 @@ test("an operator's own value is kept", async () => {
 });
 
 test("under Bun's profiler it does not re-execute (the profiler's signals would kill the new image)", async () => {
-  const env = { ...process.env } as Record<string, string>;
-  delete env[PURGE_DELAY_VARIABLE];
   const profiles = mkdtempSync(join(tmpdir(), "zstore-prof-"));
   try {
-    server = await ZdbProcess.start({ env: { ...env, BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir=${profiles}` } });
+    server = await ZdbProcess.start({ env: envWithoutAllocatorSetting({ BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir=${profiles}` }) });
     expect(environOf(server.proc.pid).has(PURGE_DELAY_VARIABLE)).toBe(false);
     expect(String(await ping(server.port))).toBe("PONG");
   } finally {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ZdbClient } from "../../store/zdb/client.ts";
+import { PURGE_DELAY_VARIABLE } from "../../store/index.ts";
 
 const repo = join(import.meta.dir, "..", "..");
 
@@ -68,4 +69,11 @@ async function readPort(proc: Subprocess<"ignore", "pipe", "pipe">): Promise<num
       return Number(m[1]);
     }
   }
+}
+
+/** This process's environment without the allocator setting, plus `extra`: a data server started with it re-executes itself to set it (store/allocator.ts). */
+export function envWithoutAllocatorSetting(extra: Record<string, string> = {}): Record<string, string> {
+  const env = { ...process.env, ...extra } as Record<string, string>;
+  delete env[PURGE_DELAY_VARIABLE];
+  return env;
 }

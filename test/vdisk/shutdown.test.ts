@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readFileSync, rmSync } from "node:fs";
 import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
 import type { Subprocess } from "bun";
-import { ZdbProcess } from "../store/cluster.ts";
+import { envWithoutAllocatorSetting, ZdbProcess } from "../store/cluster.ts";
 import { RawClient, mustRun, tempDir } from "./helpers.ts";
 
 const bun = process.execPath;
@@ -28,9 +28,7 @@ async function serveDirty(name: string, storeQuery = "") {
   await mustRun([bun, cli, ...urls, "create", "d", "--size", "16M"]);
   // Started without the allocator setting: the server re-executes itself with it (store/allocator.ts),
   // and every test below signals the pid it was started as.
-  const env = { ...process.env } as Record<string, string>;
-  delete env[PURGE_DELAY_VARIABLE];
-  const proc = Bun.spawn([bun, cli, ...urls, "serve", "--listen", "127.0.0.1:0", "d"], { stdout: "pipe", stderr: "pipe", env });
+  const proc = Bun.spawn([bun, cli, ...urls, "serve", "--listen", "127.0.0.1:0", "d"], { stdout: "pipe", stderr: "pipe", env: envWithoutAllocatorSetting() });
   const stdout = lines(proc.stdout);
   const port = JSON.parse(await stdout.next('"listening"')).listening.port as number;
   const client = await RawClient.connect(port);
