@@ -6,6 +6,8 @@
 // entry would follow. A client is answered only after both the entry and its index record were
 // written, so kill -9 loses nothing acknowledged (the bytes are in the page cache); durability
 // against power loss follows the fsync policy.
+// Once an fsync has put a range of a data file on disk, its pages are dropped from the page cache
+// (drop-behind.ts).
 //
 // Recovery at open, per file id in order: the index file is read up to its first torn or damaged
 // record. For the newest file the index is then reconciled with the data file: index records that
@@ -16,6 +18,7 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "../../native/index.ts";
+import { dropDurable } from "./drop-behind.ts";
 import { ZdbError } from "./errors.ts";
 import {
   DATA_MAGIC,
@@ -85,6 +88,8 @@ interface ActiveFile {
   dataSize: number;
   indexSize: number;
   previous: number;
+  /** Pages of the data file before this offset are durable and dropped from the page cache (drop-behind.ts). */
+  uncachedTo: number;
 }
 
 const SETTINGS_FILE = "namespace.json";
@@ -239,6 +244,7 @@ export class Namespace {
         dataSize,
         indexSize,
         previous: list.length ? list[list.length - 1].offset : 0,
+        uncachedTo: 0,
       };
     } else {
       fs.closeSync(indexFd);
@@ -340,7 +346,7 @@ export class Namespace {
       const t = now();
       if (fs.writeSync(dataFd, encodeFileHeader(DATA_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
       if (fs.writeSync(indexFd, encodeFileHeader(INDEX_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
-      return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0 };
+      return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0, uncachedTo: 0 };
     } catch (err) {
       if (dataFd >= 0) fs.closeSync(dataFd);
       if (indexFd >= 0) fs.closeSync(indexFd);
@@ -357,7 +363,9 @@ export class Namespace {
     this.readers.set(old.id, old.dataFd);
     if (this.cfg.fsync === "never") fs.closeSync(old.indexFd);
     else {
-      fs.fsync(old.dataFd, () => {});
+      fs.fsync(old.dataFd, (err) => {
+        if (!err) dropDurable(old.dataFd, old.uncachedTo, old.dataSize, true);
+      });
       fs.fsync(old.indexFd, () => fs.close(old.indexFd, () => {}));
     }
   }
@@ -687,12 +695,14 @@ export class Namespace {
   syncIfDirty(): void {
     if (!this.dirty || this.closed) return;
     this.dirty = false;
+    const a = this.active;
     try {
-      fs.fsyncSync(this.active.dataFd);
-      fs.fsyncSync(this.active.indexFd);
+      fs.fsyncSync(a.dataFd);
+      fs.fsyncSync(a.indexFd);
     } catch (err) {
       throw ioError(err, `syncing namespace ${this.name}`);
     }
+    a.uncachedTo = dropDurable(a.dataFd, a.uncachedTo, a.dataSize);
   }
 
   /** fsync in the background (policy "everysec"); skipped while the previous one runs. */
@@ -700,8 +710,13 @@ export class Namespace {
     if (!this.dirty || this.syncing || this.closed) return;
     this.dirty = false;
     this.syncing = true;
-    const { dataFd, indexFd } = this.active;
-    fs.fsync(dataFd, () => fs.fsync(indexFd, () => (this.syncing = false)));
+    const a = this.active;
+    const durableEnd = a.dataSize; // what this fsync covers; appends made meanwhile wait for the next
+    fs.fsync(a.dataFd, (err) => {
+      // A file sealed meanwhile was dropped whole after its own fsync; a closed fd must not be advised.
+      if (!err && !this.closed && a === this.active) a.uncachedTo = dropDurable(a.dataFd, a.uncachedTo, durableEnd);
+      fs.fsync(a.indexFd, () => (this.syncing = false));
+    });
   }
 
   // ---- compaction ----

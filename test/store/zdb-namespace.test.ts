@@ -1,8 +1,9 @@
 // The Namespace storage engine in process: data file split, index rebuilt from data when lost,
-// seq ids never handed out twice (also across compaction and restart), settings persisted.
+// seq ids never handed out twice (also across compaction and restart), settings persisted, durable
+// data dropped from the page cache (checked with util-linux's fincore).
 import { afterEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Namespace, type StorageConfig } from "../../store/zdb/namespace.ts";
 import { ZdbError } from "../../store/zdb/errors.ts";
@@ -15,6 +16,18 @@ function config(datasize = 64 * 1024): StorageConfig {
   const d = tempDir("zdb-ns");
   dirs.push(d);
   return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync: "never" };
+}
+
+/** Bytes of a file in the page cache. */
+function cachedBytes(path: string): number {
+  const out = Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", path]);
+  if (out.exitCode !== 0) throw new Error(`fincore ${path}: ${out.stderr.toString()}`);
+  return Number(out.stdout.toString().trim());
+}
+
+function cachedDataBytes(cfg: StorageConfig, name: string): number[] {
+  const dir = join(cfg.dataRoot, name);
+  return readdirSync(dir).filter((f) => f.startsWith("d")).sort().map((f) => cachedBytes(join(dir, f)));
 }
 
 function read(ns: Namespace, key: string): Buffer | null {
@@ -90,5 +103,57 @@ describe("zdb namespace", () => {
     expect(read(again, "after")!.toString()).toBe("flush");
     expect(again.settings.maxsize).toBe(999_999);
     again.close();
+  });
+
+  describe("durable data leaves the page cache", () => {
+    // The page cache of a tmpfs is the file itself, so these files live on the repository's disk.
+    const build = join(import.meta.dir, "..", "..", "build");
+    function diskConfig(fsync: StorageConfig["fsync"], datasize: number): StorageConfig {
+      mkdirSync(build, { recursive: true });
+      const d = mkdtempSync(join(build, "zdb-page-cache-"));
+      dirs.push(d);
+      return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync };
+    }
+    const fill = (ns: Namespace) => {
+      for (let i = 0; i < 64; i++) ns.put(Buffer.from(`k${i}`), randomBytes(64 * 1024));
+    };
+
+    test("fsync never: the written data stays cached (what the other cases are measured against)", () => {
+      const cfg = diskConfig("never", 64 * 2 ** 20);
+      const ns = Namespace.open("n", cfg);
+      fill(ns);
+      expect(cachedDataBytes(cfg, "n")[0]).toBeGreaterThan(4 * 2 ** 20);
+      ns.close();
+    });
+
+    test("fsync always: each sync drops what it made durable, and the data still reads back", () => {
+      const cfg = diskConfig("always", 64 * 2 ** 20);
+      const ns = Namespace.open("a", cfg);
+      fill(ns);
+      ns.syncIfDirty();
+      expect(cachedDataBytes(cfg, "a")[0]).toBeLessThanOrEqual(4096); // at most the partial last page
+      ns.put(Buffer.from("more"), randomBytes(64 * 1024));
+      expect(cachedDataBytes(cfg, "a")[0]).toBeGreaterThan(60 * 1024);
+      ns.syncIfDirty();
+      expect(cachedDataBytes(cfg, "a")[0]).toBeLessThanOrEqual(4096);
+      expect(read(ns, "k7")!.length).toBe(64 * 1024);
+      ns.close();
+    });
+
+    test("fsync everysec: background syncs drop the active file's durable pages, and sealed files whole", async () => {
+      const cfg = diskConfig("everysec", 1024 * 1024);
+      const ns = Namespace.open("e", cfg);
+      fill(ns); // 4 MiB in 1 MiB files: three or more sealed, one active
+      ns.syncInBackground();
+      const deadline = Date.now() + 3_000;
+      let cached = cachedDataBytes(cfg, "e");
+      while (cached.some((b) => b > 4096) && Date.now() < deadline) {
+        await Bun.sleep(20);
+        cached = cachedDataBytes(cfg, "e");
+      }
+      expect(cached.length).toBeGreaterThan(3);
+      expect(cached.every((b) => b <= 4096)).toBe(true);
+      ns.close();
+    });
   });
 });
