@@ -10,6 +10,12 @@
 // back when the collector frees it: 400 MiB of 64 KiB buffers, dropped, left RSS at the same GC
 // with 5000 as with the default (and at once after Bun.gc(true)).
 //
+// The 0-db server keeps its freed pages for good (-1). With a delay, 5 s or 30 s alike, each of six
+// zdb processes under a sustained write still took 20-40k page faults per GiB of vdisk data, and
+// with -1 2-5k, for 10% less CPU (2026-11-26, alternating runs); its resident memory stays at its
+// busiest (~110 MiB after 3 GiB, against ~80 MiB with 5 s). Page faults cost more on a virtual
+// machine whose host reclaims the guest's free memory (see store/zdb/drop-behind.ts).
+//
 // mimalloc reads its options from the environment once, as the process starts, so a server that
 // finds the option unset sets it and executes itself again in place: execve(2) keeps the pid and
 // the open descriptors (stdio included), and nothing has been served yet. The arguments and the
@@ -20,7 +26,9 @@ import { readFileSync } from "node:fs";
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 
 export const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
-export const SERVER_PURGE_DELAY_MS = 5000;
+/** What each data server sets, in milliseconds (-1: never). */
+export const SERVER_PURGE_DELAY = { zdb: -1, vdisk: 5000 } as const;
+export type DataServer = keyof typeof SERVER_PURGE_DELAY;
 
 /**
  * Bun's sampling profiler and inspector interrupt threads with SIGPWR; one that lands while the new
@@ -29,23 +37,24 @@ export const SERVER_PURGE_DELAY_MS = 5000;
 const SIGNALLING_FLAGS = /^--(cpu-prof|inspect)/;
 const SIGNALLING_VARIABLES = /^BUN_INSPECT/;
 
-/** Re-executes this process with the data-server allocator settings, unless they are already set. */
-export function execWithServerAllocator(): void {
+/** Re-executes this process with the allocator settings of `server`, unless they are already set. */
+export function execWithServerAllocator(server: DataServer): void {
   if (process.env[PURGE_DELAY_VARIABLE] !== undefined) return;
+  const setting = `${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY[server]}`;
   if (process.execArgv.some((f) => SIGNALLING_FLAGS.test(f)) || Object.keys(process.env).some((v) => SIGNALLING_VARIABLES.test(v))) {
-    process.stderr.write(`warning: not re-executing with ${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS} under a profiler or inspector; set it in the environment\n`);
+    process.stderr.write(`warning: not re-executing with ${setting} under a profiler or inspector; set it in the environment\n`);
     return;
   }
   let error: string;
   try {
     const argv = nulSeparated(readFileSync("/proc/self/cmdline"));
-    const envp = [...nulSeparated(readFileSync("/proc/self/environ")), Buffer.from(`${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS}`)];
+    const envp = [...nulSeparated(readFileSync("/proc/self/environ")), Buffer.from(setting)];
     error = execve(Buffer.from(process.execPath), argv, envp);
   } catch (err) {
     error = (err as Error).message; // no /proc, or no libc.so.6 to call it through
   }
   // Only reached when execve failed: serving with the default allocator settings is slower, not wrong.
-  process.stderr.write(`warning: could not re-execute with ${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS} (${error}); serving with mimalloc's defaults\n`);
+  process.stderr.write(`warning: could not re-execute with ${setting} (${error}); serving with mimalloc's defaults\n`);
 }
 
 /** The entries of a NUL-separated /proc list, as raw bytes. */

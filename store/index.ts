@@ -15,4 +15,4 @@ export { Placement, type PlacementMember } from "./erasure/placement.ts";
 export { parseConfig, loadConfig, openConfiguredStore, type StoreConfig } from "./config.ts";
 export { repair, repairForever, type RepairOptions, type RepairProgress, type RepairReport } from "./repair.ts";
 export { storeStatus, type StoreStatus, type BackendHealth } from "./status.ts";
-export { execWithServerAllocator, PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "./allocator.ts";
+export { execWithServerAllocator, PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY } from "./allocator.ts";

@@ -108,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (command === "serve") execWithServerAllocator(); // before any store connection is opened
+  if (command === "serve") execWithServerAllocator("vdisk"); // before any store connection is opened
   const store = p.flags.get("--store") ?? (process.env.ZVDISK_STORE ? process.env.ZVDISK_STORE.split(/\s+/) : []);
   const catalog = one(p, "--catalog") ?? process.env.ZVDISK_CATALOG;
   if (store.length === 0 || !catalog) throw new UsageError("a store (--store or ZVDISK_STORE) and a catalog (--catalog or ZVDISK_CATALOG) are needed");

@@ -52,7 +52,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       if (!Number.isSafeInteger(datasize) || datasize < 4096 || datasize > 0xffffffff) throw new UsageError("--datasize must be a byte count between 4096 and 4294967295");
     }
     const listen = values.listen !== undefined || values.socket === undefined ? parseListen(values.listen ?? "127.0.0.1:9900") : undefined;
-    execWithServerAllocator();
+    execWithServerAllocator("zdb");
     server = await ZdbServer.start({
       dataDir: values.data,
       indexDir: values.index,

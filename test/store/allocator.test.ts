@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { envWithoutAllocatorSetting, ZdbProcess } from "./cluster.ts";
 import { ZdbClient } from "../../store/zdb/client.ts";
-import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
+import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY } from "../../store/index.ts";
 
 let server: ZdbProcess | null = null;
 afterEach(async () => {
@@ -29,7 +29,7 @@ async function ping(port: number): Promise<unknown> {
 
 test("zstore serve started without the setting runs with it, under the pid and with the arguments it was started with", async () => {
   server = await ZdbProcess.start({ env: envWithoutAllocatorSetting({ BUN_OPTIONS: "--smol" }) });
-  expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe(String(SERVER_PURGE_DELAY_MS));
+  expect(environOf(server.proc.pid).get(PURGE_DELAY_VARIABLE)).toBe(String(SERVER_PURGE_DELAY.zdb));
   // The arguments as they were: Bun's flags from BUN_OPTIONS stay there, not added to the command line.
   const cmdline = readFileSync(`/proc/${server.proc.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
   expect(cmdline.slice(1)).toEqual([join(import.meta.dir, "../../store/cli.ts"), "serve", "--data", server.dataDir, "--listen", "127.0.0.1:0", "--fsync", "never"]);

@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { readFileSync, rmSync } from "node:fs";
-import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY_MS } from "../../store/index.ts";
+import { PURGE_DELAY_VARIABLE, SERVER_PURGE_DELAY } from "../../store/index.ts";
 import type { Subprocess } from "bun";
 import { envWithoutAllocatorSetting, ZdbProcess } from "../store/cluster.ts";
 import { RawClient, mustRun, tempDir } from "./helpers.ts";
@@ -78,7 +78,7 @@ async function exitCode(proc: Subprocess): Promise<number | null> {
 test("SIGTERM with a healthy store stores the dirty blocks and exits 0", async () => {
   const s = await serveDirty("healthy");
   try {
-    expect(readFileSync(`/proc/${s.proc.pid}/environ`, "utf8").split("\0")).toContain(`${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY_MS}`);
+    expect(readFileSync(`/proc/${s.proc.pid}/environ`, "utf8").split("\0")).toContain(`${PURGE_DELAY_VARIABLE}=${SERVER_PURGE_DELAY.vdisk}`);
     s.proc.kill("SIGTERM");
     expect(await exitCode(s.proc)).toBe(0);
     expect(JSON.parse(await mustRun([bun, cli, ...s.urls, "info", "d", "--json"])).allocatedBlocks).toBe(DIRTY);
