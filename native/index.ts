@@ -14,6 +14,8 @@ interface NativeAddon {
   blake2bMany(inputs: Uint8Array[], outLength: number): Uint8Array;
   crc32c(data: Uint8Array, seed: number | undefined): number;
   snappyCompress(data: Uint8Array): Uint8Array;
+  snappyCompressInto(data: Uint8Array, out: Uint8Array): number;
+  snappyMaxCompressedLength(length: number): number;
   snappyDecompress(data: Uint8Array, maxLength: number | undefined): Uint8Array;
   rsEncode(k: number, m: number, data: Uint8Array[], path: RsPath | undefined): Uint8Array[];
   rsReconstruct(k: number, m: number, shards: (Uint8Array | null)[], path: RsPath | undefined): Uint8Array[];
@@ -92,6 +94,20 @@ export function crc32c(data: Uint8Array, seed?: number): number {
 /** Raw (unframed) snappy compression, as rfs uses. */
 export function snappyCompress(data: Uint8Array): Uint8Array {
   return addon.snappyCompress(data);
+}
+
+/**
+ * snappyCompress into `out` (reused by the caller: no allocation, no copy); returns the
+ * compressed length. `out` must hold snappyMaxCompressedLength(data.length) bytes and must not
+ * overlap `data` (RangeError otherwise).
+ */
+export function snappyCompressInto(data: Uint8Array, out: Uint8Array): number {
+  return addon.snappyCompressInto(data, out);
+}
+
+/** The most bytes snappy can compress `length` bytes into. */
+export function snappyMaxCompressedLength(length: number): number {
+  return addon.snappyMaxCompressedLength(length);
 }
 
 /**

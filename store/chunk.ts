@@ -10,7 +10,7 @@
 // CPU-s per GiB here against ~0.41 for four-lane BLAKE2b. Such blocks are not rfs blocks; flists
 // keep BLAKE2b. A reader must know which hash a block was written with (a vdisk records it).
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { blake2b256, blake2b256Many, blake3, snappyCompress, snappyDecompress } from "../native/index.ts";
+import { blake2b256, blake2b256Many, blake3, snappyCompress, snappyCompressInto, snappyDecompress, snappyMaxCompressedLength } from "../native/index.ts";
 import { StoreError, hex, type BlockBackend, type BlockId, type OpOptions } from "./types.ts";
 
 const TAG_LENGTH = 16;
@@ -51,15 +51,25 @@ function nonceOf(key: Uint8Array): Uint8Array {
   return key.subarray(0, 12);
 }
 
-/** snappy, then AES-256-GCM: ciphertext || tag. */
-function seal(plain: Uint8Array, key: Uint8Array): Uint8Array {
+/** The most bytes encoding `plainLength` bytes can give: the buffer size `into` needs (encodeBlocks). */
+export function encodedCapacity(plainLength: number): number {
+  return snappyMaxCompressedLength(plainLength) + TAG_LENGTH;
+}
+
+/**
+ * snappy, then AES-256-GCM: ciphertext || tag. Into the start of `into` when given (a reused
+ * buffer of encodedCapacity bytes: compressed there, then overwritten by the ciphertext), else
+ * into a new buffer of the exact size.
+ */
+function seal(plain: Uint8Array, key: Uint8Array, into?: Uint8Array): Uint8Array {
+  const compressed = into ? into.subarray(0, snappyCompressInto(plain, into)) : snappyCompress(plain);
   const cipher = createCipheriv("aes-256-gcm", key, nonceOf(key), { authTagLength: TAG_LENGTH });
-  const body = cipher.update(snappyCompress(plain));
+  const body = cipher.update(compressed);
   cipher.final(); // GCM yields no further bytes; this computes the tag
   // Not zero-filled (every byte is written next), and never a slice of a shared pool: a vdisk
   // encoder transfers data.buffer to another thread. A plain Uint8Array, whose slice() copies.
   const size = body.length + TAG_LENGTH;
-  const data = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+  const data = into ? into.subarray(0, size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
   data.set(body, 0);
   data.set(cipher.getAuthTag(), body.length);
   return data;
@@ -75,10 +85,12 @@ export function encodeBlock(plain: Uint8Array, hash: BlockHash = "blake2b"): Enc
  * encodeBlock of each of `plains`, in order, for writers with a batch at hand (a vdisk flush).
  * The two hash passes are over half the cost of encoding; here each runs over the whole batch
  * (BLAKE2b: several blocks at once in the lanes of the SIMD unit, native blake2b256Many).
+ * With `into`, block i is encoded into the start of into[i] (encodedCapacity(plains[i].length)
+ * bytes, reused by the caller), and its data is a view of it.
  */
-export function encodeBlocks(plains: Uint8Array[], hash: BlockHash = "blake2b"): EncodedBlock[] {
+export function encodeBlocks(plains: Uint8Array[], hash: BlockHash = "blake2b", into?: Uint8Array[]): EncodedBlock[] {
   const keys = hashMany[hash](plains);
-  const sealed = plains.map((p, i) => seal(p, keys[i]));
+  const sealed = plains.map((p, i) => seal(p, keys[i], into?.[i]));
   const ids = hashMany[hash](sealed);
   return sealed.map((data, i) => ({ id: ids[i], key: keys[i], data }));
 }

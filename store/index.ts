@@ -5,7 +5,7 @@ export { openBackend, openStore } from "./open.ts";
 export { parseBackendUrl, redactUrl, type BackendSpec } from "./backends/url.ts";
 export { isScannable, canGetPieces, type ScannableBackend, type PiecewiseGetBackend } from "./backends/backend.ts";
 export { RoutedStore, parseRoute, type Route, type RouteSpec } from "./routes.ts";
-export { encodeBlock, encodeBlocks, decodeBlock, decodeBlocks, putBlock, getBlock, isBlockHash, MAX_PLAIN_LENGTH, type BlockHash, type BlockRef, type EncodedBlock } from "./chunk.ts";
+export { encodeBlock, encodeBlocks, encodedCapacity, decodeBlock, decodeBlocks, putBlock, getBlock, isBlockHash, MAX_PLAIN_LENGTH, type BlockHash, type BlockRef, type EncodedBlock } from "./chunk.ts";
 export { defaultPolicy, type OpPolicy } from "./ops.ts";
 // putMany(backend, blocks: { id, data }[], { concurrency?, timeoutMs?, signal? }) => Promise<(StoreError | null)[]>:
 // many blocks at once, per-block outcomes; cheapest on an ErasureStore (its own putMany).

@@ -26,6 +26,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
             ("blake2bMany", hash::js_blake2b_many),
             ("crc32c", hash::js_crc32c),
             ("snappyCompress", snappy::js_snappy_compress),
+            ("snappyCompressInto", snappy::js_snappy_compress_into),
+            ("snappyMaxCompressedLength", snappy::js_snappy_max_compressed_length),
             ("snappyDecompress", snappy::js_snappy_decompress),
             ("rsEncode", rs_napi::js_rs_encode),
             ("rsReconstruct", rs_napi::js_rs_reconstruct),

@@ -18,19 +18,39 @@ thread_local! {
 /// big compression does not leave a thread holding its worst case forever.
 const SCRATCH_MAX_INPUT: usize = 4 << 20;
 
+/// Inputs of the functions that return a length stop here, so the bound fits the u32 they return.
+const MAX_COUNTED_INPUT: usize = 1 << 31;
+
+/// snappy's bound on the compressed size of `len` bytes; errors when snappy cannot take them.
+fn max_compressed_len(len: usize) -> Result<usize, JsError> {
+    match snap::raw::max_compress_len(len) {
+        0 => Err(JsError::Range(format!("data of {len} bytes is too large for snappy"))),
+        max => Ok(max),
+    }
+}
+
+/// As max_compressed_len, for the functions that return a u32.
+fn counted_max_compressed_len(len: usize) -> Result<usize, JsError> {
+    if len > MAX_COUNTED_INPUT {
+        return Err(JsError::Range(format!("data of {len} bytes is more than the {MAX_COUNTED_INPUT} this function takes")));
+    }
+    max_compressed_len(len)
+}
+
+fn compress(data: &[u8], out: &mut [u8]) -> Result<usize, JsError> {
+    snap::raw::Encoder::new()
+        .compress(data, out)
+        .map_err(|e| JsError::Range(format!("snappy compression failed: {e}")))
+}
+
 /// snappyCompress(data)
 pub unsafe extern "C" fn js_snappy_compress(env: napi_env, info: napi_callback_info) -> napi_value {
     crate::napi::guard(env, |env| {
         let [data] = env.args(info)?;
         let data = unsafe { env.bytes(data, "data")?.as_slice() };
-        let max = snap::raw::max_compress_len(data.len());
-        if max == 0 {
-            return range_err(format!("data of {} bytes is too large for snappy", data.len()));
-        }
+        let max = max_compressed_len(data.len())?;
         let compress_into = |buf: &mut [u8]| {
-            let n = snap::raw::Encoder::new()
-                .compress(data, buf)
-                .map_err(|e| JsError::Range(format!("snappy compression failed: {e}")))?;
+            let n = compress(data, buf)?;
             let (v, out) = env.new_output_buffer(n)?;
             unsafe { out.as_mut_slice() }.copy_from_slice(&buf[..n]);
             Ok(v)
@@ -44,6 +64,36 @@ pub unsafe extern "C" fn js_snappy_compress(env: napi_env, info: napi_callback_i
             }
             compress_into(&mut buf[..max])
         })
+    })
+}
+
+/// snappyCompressInto(data, out): compresses straight into `out` (a caller's reused buffer, so
+/// no allocation and no copy), which must hold snappyMaxCompressedLength(data.length) bytes and
+/// must not overlap `data`; returns the compressed length.
+pub unsafe extern "C" fn js_snappy_compress_into(env: napi_env, info: napi_callback_info) -> napi_value {
+    crate::napi::guard(env, |env| {
+        let [data, out] = env.args(info)?;
+        let data = env.bytes(data, "data")?;
+        let out = env.bytes(out, "out")?;
+        let max = counted_max_compressed_len(data.len)?;
+        if out.len < max {
+            return range_err(format!("out holds {} bytes; compressing {} bytes needs {max}", out.len, data.len));
+        }
+        let (d, o) = (data.ptr as usize, out.ptr as usize);
+        if d < o + out.len && o < d + data.len {
+            return range_err("out overlaps data");
+        }
+        let n = compress(unsafe { data.as_slice() }, unsafe { out.as_mut_slice() })?;
+        env.uint32(n as u32)
+    })
+}
+
+/// snappyMaxCompressedLength(length)
+pub unsafe extern "C" fn js_snappy_max_compressed_length(env: napi_env, info: napi_callback_info) -> napi_value {
+    crate::napi::guard(env, |env| {
+        let [len] = env.args(info)?;
+        let len = env.integer(len, "length", 0.0, MAX_COUNTED_INPUT as f64)?;
+        env.uint32(counted_max_compressed_len(len as usize)? as u32)
     })
 }
 

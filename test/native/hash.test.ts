@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { blake3 as wasmBlake3, blake2b as wasmBlake2b, crc32 as wasmCrc32 } from "hash-wasm";
 import {
-  Blake3Hasher, blake2b, blake2b256, blake3, blake3Parallel, crc32c, snappyCompress, snappyDecompress,
+  Blake3Hasher, blake2b, blake2b256, blake3, blake3Parallel, crc32c, snappyCompress, snappyCompressInto, snappyDecompress, snappyMaxCompressedLength,
 } from "../../native/index.ts";
 import vectors from "./blake3-vectors.json";
 
@@ -120,6 +120,20 @@ describe("snappy (raw)", () => {
     const inputs = [300_000, 65536, 10, 5 * 1024 * 1024, 4096, 0].map((n, i) => (i % 2 ? randomBig(n) : ascii("vdisk ".repeat(Math.ceil(n / 6)).slice(0, n))));
     const outputs = inputs.map((d) => snappyCompress(d));
     outputs.forEach((c, i) => expect(snappyDecompress(c, 8 << 20)).toEqual(inputs[i]));
+  });
+
+  test("compressing into a caller's buffer gives the bytes snappyCompress gives, and guards its bounds", () => {
+    const out = new Uint8Array(snappyMaxCompressedLength(300_000) + 5).fill(0xee);
+    expect(snappyMaxCompressedLength(65536)).toBe(32 + 65536 + Math.floor(65536 / 6)); // snappy's documented bound
+    for (const data of [new Uint8Array(0), ascii("zero-os block ".repeat(5000)), randomBig(65536), randomBig(300_000)]) {
+      const n = snappyCompressInto(data, out);
+      expect(Buffer.from(out.subarray(0, n)).equals(snappyCompress(data))).toBe(true);
+      expect(out[out.length - 1]).toBe(0xee); // nothing written past the bound
+    }
+    expect(() => snappyCompressInto(randomBig(1000), new Uint8Array(snappyMaxCompressedLength(1000) - 1))).toThrow(RangeError);
+    const shared = new Uint8Array(4096);
+    expect(() => snappyCompressInto(shared.subarray(0, 100), shared.subarray(50))).toThrow("overlaps");
+    expect(() => snappyMaxCompressedLength(-1)).toThrow(RangeError);
   });
 
   test("corrupt input and oversize claims are RangeErrors", () => {

@@ -1,10 +1,11 @@
 // encodeBlocks (a batch, its BLAKE2b passes run several blocks at a time) gives each block exactly
-// the bytes encodeBlock gives it, and blake2b256Many the digests blake2b256 gives one by one.
+// the bytes encodeBlock gives it, also when encoding into the caller's buffers, and blake2b256Many
+// the digests blake2b256 gives one by one.
 import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { blake2b } from "hash-wasm";
 import { blake2b256Many } from "../../native/index.ts";
-import { encodeBlocks } from "../../store/chunk.ts";
+import { encodeBlocks, encodedCapacity } from "../../store/chunk.ts";
 import { decodeBlock, encodeBlock } from "../../store/index.ts";
 
 // Odd sizes and counts: the SIMD lanes take four inputs at a time and finish at different lengths.
@@ -29,6 +30,21 @@ test("encodeBlocks gives every block the bytes, key and id encodeBlock gives it,
     expect(Buffer.from(batch[i].data).equals(one.data)).toBe(true);
     expect(Buffer.from(decodeBlock(batch[i], batch[i].data)).equals(plain)).toBe(true);
   });
+});
+
+test("encodeBlocks into reused buffers gives the same blocks as views of them, for either hash", () => {
+  for (const hash of ["blake2b", "blake3"] as const) {
+    const into = inputs.map((p) => new Uint8Array(encodedCapacity(p.length)).fill(0xaa));
+    const batch = encodeBlocks(inputs, hash, into);
+    const fresh = encodeBlocks(inputs, hash);
+    batch.forEach((b, i) => {
+      expect(b.data.buffer).toBe(into[i].buffer);
+      expect(b.data.byteOffset).toBe(0);
+      expect(Buffer.from(b.data).equals(fresh[i].data)).toBe(true);
+      expect(Buffer.from(b.id).equals(fresh[i].id)).toBe(true);
+      expect(Buffer.from(decodeBlock(b, b.data, undefined, hash)).equals(inputs[i])).toBe(true);
+    });
+  }
 });
 
 test("blake2b256Many rejects what is not an array of Uint8Arrays", () => {

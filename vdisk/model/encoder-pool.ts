@@ -1,17 +1,19 @@
 // Block encoding (two hash passes, snappy, AES-GCM) is the CPU cost of a flush; a pool of
 // workers runs it off the thread that serves NBD requests, on every core but one. Blocks go in
 // batches: one message and one wake-up of each thread per batch rather than per block. The copies
-// sent to a worker come back with its answer and are reused for the next batch: a fresh 64 KiB
-// array per block is new pages from the kernel (page faults and zeroing) every time.
+// sent to a worker come back with its answer and are reused for the next batch, and so are the
+// buffers the blocks are encoded into, once the caller has stored them (recycle): a fresh 64 KiB
+// array per block is new pages from the kernel (page faults and zeroing) every time, and one made
+// on the worker's thread and freed on this one goes back to the worker's heap only lazily.
 import { cpus } from "node:os";
-import type { BlockHash, EncodedBlock } from "../../store/index.ts";
+import { encodedCapacity, type BlockHash, type EncodedBlock } from "../../store/index.ts";
 
 interface Pending {
   resolve: (b: EncodedBlock[]) => void;
   reject: (e: Error) => void;
 }
 
-/** Spare copy buffers kept for reuse, per size: enough for the batches a flush has in flight. */
+/** Spare buffers (plaintext copies and encoding outputs) kept for reuse, per size: enough for the blocks a flush has in flight. */
 const MAX_SPARES = 64;
 
 export class EncoderPool {
@@ -48,20 +50,35 @@ export class EncoderPool {
     return this.workers[this.next++ % this.workers.length];
   }
 
-  /** Encodes a copy of each of `plains` as they are now, in order; the caller may change them at once. */
+  /**
+   * Encodes a copy of each of `plains` as they are now, in order; the caller may change them at
+   * once. Give the blocks back with recycle() once they are stored.
+   */
   encodeMany(plains: Uint8Array[], hash: BlockHash): Promise<EncodedBlock[]> {
     const copies = plains.map((p) => {
-      const spare = this.spares.get(p.length)?.pop();
-      const copy = spare ? new Uint8Array(spare) : new Uint8Array(p.length);
-      copy.set(p);
-      return copy.buffer as ArrayBuffer;
+      const copy = this.buffer(p.length);
+      new Uint8Array(copy).set(p);
+      return copy;
     });
+    const outputs = plains.map((p) => this.buffer(encodedCapacity(p.length)));
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) for (const w of this.workers) w.ref();
       this.pending.set(seq, { resolve, reject });
-      this.worker().postMessage({ seq, plains: copies, hash }, copies);
+      this.worker().postMessage({ seq, plains: copies, outputs, hash }, [...copies, ...outputs]);
     });
+  }
+
+  /**
+   * Takes back the buffers of blocks encodeMany returned, for the next batches. Only for blocks
+   * nothing refers to any more: stored, with no write still reading them.
+   */
+  recycle(blocks: EncodedBlock[]): void {
+    this.keepSpares(blocks.map((b) => b.data.buffer as ArrayBuffer));
+  }
+
+  private buffer(size: number): ArrayBuffer {
+    return this.spares.get(size)?.pop() ?? new ArrayBuffer(size);
   }
 
   /**

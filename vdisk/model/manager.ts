@@ -7,13 +7,13 @@
 // or another vdisk (dedup) is therefore never freed. Sweeps and flushes of this process exclude
 // each other; see vdisk/README.md for running several writers against one catalog.
 import { randomBytes } from "node:crypto";
-import type { BlockBackend, BlockRef } from "../../store/index.ts";
+import type { BlockBackend, BlockHash, BlockRef } from "../../store/index.ts";
 import { BlockMap } from "./block-map.ts";
 import type { Catalog } from "./catalog.ts";
 import { VdiskError } from "./errors.ts";
 import { checkName, decodeRecord, encodeRecord, NEW_VDISK_BLOCK_HASH, recordKey, toHex, type VdiskRecord } from "./record.ts";
 import { ReadWriteLock } from "./concurrency.ts";
-import { Vdisk, type VdiskOptions } from "./vdisk.ts";
+import { Vdisk, type BlockEncoder, type VdiskOptions } from "./vdisk.ts";
 import { EncoderPool } from "./encoder-pool.ts";
 
 // 64 KiB; 128 KiB was measured and rejected (vdisk/README.md, "Block size").
@@ -125,9 +125,14 @@ export class VdiskManager {
     const r = await this.must(name);
     const map = await BlockMap.load(this.store, r);
     const readOnly = r.kind === "snapshot" || (opts.readOnly ?? false);
-    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), (plains) => this.encoder.encodeMany(plains, r.blockHash), this.opts, readOnly);
+    const v = new Vdisk(r, map, this.store, this.catalog, this.reclaimLock, (refs) => this.recordGarbage(refs), this.blockEncoder(r.blockHash), this.opts, readOnly);
     this.open.set(name, v);
     return v;
+  }
+
+  /** The shared encoder, with the hash a vdisk's blocks are made with. */
+  private blockEncoder(hash: BlockHash): BlockEncoder {
+    return { encode: (plains) => this.encoder.encodeMany(plains, hash), recycle: (blocks) => this.encoder.recycle(blocks) };
   }
 
   /** The vdisks open (being served) now. */

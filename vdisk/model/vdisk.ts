@@ -23,6 +23,14 @@ import { decodeRecord, encodeRecord, recordKey, type VdiskRecord } from "./recor
 import { VdiskError } from "./errors.ts";
 import { BoundedRun, type ReadWriteLock } from "./concurrency.ts";
 
+/** Block encoding off the serving thread (EncoderPool). */
+export interface BlockEncoder {
+  /** Encodes copies of `plains`, taken at the call. */
+  encode(plains: Uint8Array[]): Promise<EncodedBlock[]>;
+  /** Takes back the buffers of encoded blocks that are stored, for reuse. */
+  recycle(blocks: EncodedBlock[]): void;
+}
+
 export interface VdiskOptions {
   /** Bytes of block data kept in memory; dirty data may reach 3/4 of it before writers wait. */
   cacheBytes: number;
@@ -85,7 +93,7 @@ export class Vdisk implements BlockExport {
     private readonly reclaimLock: ReadWriteLock,
     private readonly recordGarbage: (refs: BlockRef[]) => Promise<void>,
     /** Encodes copies of blocks (store/chunk.ts), taken at the call, off the serving thread. */
-    private readonly encode: (plains: Uint8Array[]) => Promise<EncodedBlock[]>,
+    private readonly encoder: BlockEncoder,
     private readonly opts: VdiskOptions,
     readonly readOnly: boolean,
   ) {
@@ -526,10 +534,12 @@ export class Vdisk implements BlockExport {
       });
       let failure: StoreError | null = null;
       if (plains.length > 0) {
-        const encoded = await this.encode(plains);
+        const encoded = await this.encoder.encode(plains);
         // One putMany per batch: every shard of the batch is queued in the same turn, so each
         // backend connection sends them in one write and its server takes them in one read.
         const results = await putMany(this.store, encoded, { concurrency: encoded.length });
+        // A block that was not stored may still be read by a write cut off by the deadline.
+        this.encoder.recycle(encoded.filter((_, j) => results[j] === null));
         results.forEach((err, j) => {
           if (err) {
             failure ??= err;
