@@ -13,8 +13,8 @@ interface NativeAddon {
   blake2b(data: Uint8Array, outLength: number): Uint8Array;
   blake2bMany(inputs: Uint8Array[], outLength: number): Uint8Array;
   crc32c(data: Uint8Array, seed: number | undefined): number;
-  snappyCompress(data: Uint8Array): Uint8Array;
-  snappyCompressInto(data: Uint8Array, out: Uint8Array): number;
+  snappyCompress(data: Uint8Array, storeIncompressible: boolean | undefined): Uint8Array;
+  snappyCompressInto(data: Uint8Array, out: Uint8Array, storeIncompressible: boolean | undefined): number;
   snappyMaxCompressedLength(length: number): number;
   snappyDecompress(data: Uint8Array, maxLength: number | undefined): Uint8Array;
   rsEncode(k: number, m: number, data: Uint8Array[], path: RsPath | undefined): Uint8Array[];
@@ -91,9 +91,13 @@ export function crc32c(data: Uint8Array, seed?: number): number {
   return addon.crc32c(data, seed);
 }
 
-/** Raw (unframed) snappy compression, as rfs uses. */
-export function snappyCompress(data: Uint8Array): Uint8Array {
-  return addon.snappyCompress(data);
+/**
+ * Raw (unframed) snappy compression, as rfs uses. With `storeIncompressible`, data whose start and
+ * middle do not compress is written as snappy literals without searching it for matches (any
+ * decoder reads it; the bytes differ from what rfs writes for the same data).
+ */
+export function snappyCompress(data: Uint8Array, storeIncompressible?: boolean): Uint8Array {
+  return addon.snappyCompress(data, storeIncompressible);
 }
 
 /**
@@ -101,8 +105,8 @@ export function snappyCompress(data: Uint8Array): Uint8Array {
  * compressed length. `out` must hold snappyMaxCompressedLength(data.length) bytes and must not
  * overlap `data` (RangeError otherwise).
  */
-export function snappyCompressInto(data: Uint8Array, out: Uint8Array): number {
-  return addon.snappyCompressInto(data, out);
+export function snappyCompressInto(data: Uint8Array, out: Uint8Array, storeIncompressible?: boolean): number {
+  return addon.snappyCompressInto(data, out, storeIncompressible);
 }
 
 /** The most bytes snappy can compress `length` bytes into. */

@@ -6,6 +6,7 @@ pub mod rs;
 mod rs_napi;
 mod napi;
 mod snappy;
+mod snappy_store;
 
 use napi::{napi_env, napi_value, Env};
 

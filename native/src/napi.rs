@@ -26,6 +26,7 @@ const NAPI_OK: napi_status = 0;
 // napi_valuetype
 const NAPI_UNDEFINED: i32 = 0;
 const NAPI_NULL: i32 = 1;
+const NAPI_BOOLEAN: i32 = 2;
 const NAPI_NUMBER: i32 = 3;
 const NAPI_STRING: i32 = 4;
 const NAPI_OBJECT: i32 = 6;
@@ -43,6 +44,7 @@ extern "C" {
     fn napi_is_detached_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     fn napi_get_value_string_utf8(env: napi_env, value: napi_value, buf: *mut c_char, size: usize, result: *mut usize) -> napi_status;
     fn napi_get_value_double(env: napi_env, value: napi_value, result: *mut f64) -> napi_status;
+    fn napi_get_value_bool(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     fn napi_create_uint32(env: napi_env, value: u32, result: *mut napi_value) -> napi_status;
     fn napi_get_boolean(env: napi_env, value: bool, result: *mut napi_value) -> napi_status;
     fn napi_get_undefined(env: napi_env, result: *mut napi_value) -> napi_status;
@@ -241,6 +243,19 @@ impl Env {
     /// `integer`, or `default` when the argument is undefined or null.
     pub fn optional_integer(&self, v: napi_value, what: &str, min: f64, max: f64, default: u64) -> JsResult<u64> {
         if self.is_nullish(v)? { Ok(default) } else { self.integer(v, what, min, max) }
+    }
+
+    /// A boolean argument, or `default` when it is undefined or null.
+    pub fn optional_bool(&self, v: napi_value, what: &str, default: bool) -> JsResult<bool> {
+        if self.is_nullish(v)? {
+            return Ok(default);
+        }
+        if self.type_of(v)? != NAPI_BOOLEAN {
+            return type_err(format!("{what} must be a boolean, got {}", self.describe(v)));
+        }
+        let mut r = false;
+        check(self.0, unsafe { napi_get_value_bool(self.0, v, &mut r) }, "napi_get_value_bool")?;
+        Ok(r)
     }
 
     /// The elements of a JS Array of `min..=max` entries; `what` names it in errors. The length is

@@ -37,20 +37,22 @@ fn counted_max_compressed_len(len: usize) -> Result<usize, JsError> {
     max_compressed_len(len)
 }
 
-fn compress(data: &[u8], out: &mut [u8]) -> Result<usize, JsError> {
-    snap::raw::Encoder::new()
-        .compress(data, out)
-        .map_err(|e| JsError::Range(format!("snappy compression failed: {e}")))
+/// Compresses into `out`; with `store_incompressible`, data that does not compress is written as
+/// literals instead (snappy_store.rs).
+fn compress(data: &[u8], out: &mut [u8], store_incompressible: bool) -> Result<usize, JsError> {
+    let n = if store_incompressible { crate::snappy_store::compress_or_store(data, out) } else { snap::raw::Encoder::new().compress(data, out) };
+    n.map_err(|e| JsError::Range(format!("snappy compression failed: {e}")))
 }
 
-/// snappyCompress(data)
+/// snappyCompress(data, storeIncompressible?)
 pub unsafe extern "C" fn js_snappy_compress(env: napi_env, info: napi_callback_info) -> napi_value {
     crate::napi::guard(env, |env| {
-        let [data] = env.args(info)?;
+        let [data, store] = env.args(info)?;
         let data = unsafe { env.bytes(data, "data")?.as_slice() };
+        let store = env.optional_bool(store, "storeIncompressible", false)?;
         let max = max_compressed_len(data.len())?;
         let compress_into = |buf: &mut [u8]| {
-            let n = compress(data, buf)?;
+            let n = compress(data, buf, store)?;
             let (v, out) = env.new_output_buffer(n)?;
             unsafe { out.as_mut_slice() }.copy_from_slice(&buf[..n]);
             Ok(v)
@@ -67,12 +69,14 @@ pub unsafe extern "C" fn js_snappy_compress(env: napi_env, info: napi_callback_i
     })
 }
 
-/// snappyCompressInto(data, out): compresses straight into `out` (a caller's reused buffer, so
-/// no allocation and no copy), which must hold snappyMaxCompressedLength(data.length) bytes and
-/// must not overlap `data`; returns the compressed length.
+/// snappyCompressInto(data, out, storeIncompressible?): compresses straight into `out` (a caller's
+/// reused buffer, so no allocation and no copy), which must hold
+/// snappyMaxCompressedLength(data.length) bytes and must not overlap `data`; returns the
+/// compressed length.
 pub unsafe extern "C" fn js_snappy_compress_into(env: napi_env, info: napi_callback_info) -> napi_value {
     crate::napi::guard(env, |env| {
-        let [data, out] = env.args(info)?;
+        let [data, out, store] = env.args(info)?;
+        let store = env.optional_bool(store, "storeIncompressible", false)?;
         let data = env.bytes(data, "data")?;
         let out = env.bytes(out, "out")?;
         let max = counted_max_compressed_len(data.len)?;
@@ -83,7 +87,7 @@ pub unsafe extern "C" fn js_snappy_compress_into(env: napi_env, info: napi_callb
         if d < o + out.len && o < d + data.len {
             return range_err("out overlaps data");
         }
-        let n = compress(unsafe { data.as_slice() }, unsafe { out.as_mut_slice() })?;
+        let n = compress(unsafe { data.as_slice() }, unsafe { out.as_mut_slice() }, store)?;
         env.uint32(n as u32)
     })
 }

@@ -136,6 +136,23 @@ describe("snappy (raw)", () => {
     expect(() => snappyMaxCompressedLength(-1)).toThrow(RangeError);
   });
 
+  test("storeIncompressible writes data that does not compress as literals any decoder reads, and still compresses the rest", () => {
+    const noise = randomBig(65536);
+    const stored = snappyCompress(noise, true);
+    expect(stored.length).toBe(3 + 3 + 65536); // length varint, one 64 KiB literal's tag, the bytes
+    expect(Buffer.from(stored.subarray(6)).equals(Buffer.from(noise))).toBe(true);
+    expect(snappyDecompress(stored)).toEqual(noise);
+    const out = new Uint8Array(snappyMaxCompressedLength(300_000));
+    const big = randomBig(300_000);
+    expect(snappyDecompress(out.subarray(0, snappyCompressInto(big, out, true)))).toEqual(big);
+    // Noise only at the start: the sample in the middle compresses, so the whole block is searched.
+    const mixed = new Uint8Array(65536).fill(9);
+    mixed.set(randomBig(4096));
+    expect(snappyCompress(mixed, true).length).toBe(snappyCompress(mixed).length);
+    expect(snappyCompress(mixed, true).length).toBeLessThan(8000);
+    expect(() => snappyCompress(noise, "yes" as unknown as boolean)).toThrow(TypeError);
+  });
+
   test("corrupt input and oversize claims are RangeErrors", () => {
     const c = snappyCompress(ascii("hello hello hello hello hello"));
     expect(() => snappyDecompress(c.subarray(0, c.length - 2))).toThrow(RangeError);
