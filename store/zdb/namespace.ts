@@ -6,8 +6,8 @@
 // entry would follow. A client is answered only after both the entry and its index record were
 // written, so kill -9 loses nothing acknowledged (the bytes are in the page cache); durability
 // against power loss follows the fsync policy.
-// Once an fsync has put a range of a data file on disk, its pages are dropped from the page cache
-// (drop-behind.ts).
+// Once an fsync has put a range of a data file on disk and newer data has pushed it out of the
+// newest 256 MiB, its pages are dropped from the page cache (drop-behind.ts).
 //
 // Recovery at open, per file id in order: the index file is read up to its first torn or damaged
 // record. For the newest file the index is then reconciled with the data file: index records that
@@ -18,7 +18,7 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "../../native/index.ts";
-import { dropDurable } from "./drop-behind.ts";
+import { DropBehind, KEEP_CACHED } from "./drop-behind.ts";
 import { ZdbError } from "./errors.ts";
 import {
   DATA_MAGIC,
@@ -61,6 +61,8 @@ export interface StorageConfig {
   /** A data file is closed and a new one started before it would grow past this many bytes. */
   datasize: number;
   fsync: FsyncPolicy;
+  /** Newest data bytes of a namespace kept in the page cache once durable; default KEEP_CACHED (drop-behind.ts). */
+  keepCached?: number;
 }
 
 /** Where the live value of a key is. */
@@ -88,8 +90,6 @@ interface ActiveFile {
   dataSize: number;
   indexSize: number;
   previous: number;
-  /** Pages of the data file before this offset are durable and dropped from the page cache (drop-behind.ts). */
-  uncachedTo: number;
 }
 
 const SETTINGS_FILE = "namespace.json";
@@ -133,8 +133,10 @@ export class Namespace {
   private readonly recordScratch = Buffer.allocUnsafe(INDEX_RECORD_HEADER_SIZE + MAX_KEY_LENGTH);
   private readonly dataDir: string;
   private readonly indexDir: string;
+  private readonly dropBehind: DropBehind;
 
   private constructor(readonly name: string, private readonly cfg: StorageConfig) {
+    this.dropBehind = new DropBehind(cfg.keepCached ?? KEEP_CACHED);
     this.dataDir = join(cfg.dataRoot, name);
     this.indexDir = join(cfg.indexRoot, name);
     this.settings = { ...defaultSettings };
@@ -244,8 +246,8 @@ export class Namespace {
         dataSize,
         indexSize,
         previous: list.length ? list[list.length - 1].offset : 0,
-        uncachedTo: 0,
       };
+      this.dropBehind.start(dataFd);
     } else {
       fs.closeSync(indexFd);
       this.readers.set(id, dataFd);
@@ -346,7 +348,8 @@ export class Namespace {
       const t = now();
       if (fs.writeSync(dataFd, encodeFileHeader(DATA_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
       if (fs.writeSync(indexFd, encodeFileHeader(INDEX_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
-      return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0, uncachedTo: 0 };
+      this.dropBehind.start(dataFd);
+      return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0 };
     } catch (err) {
       if (dataFd >= 0) fs.closeSync(dataFd);
       if (indexFd >= 0) fs.closeSync(indexFd);
@@ -363,9 +366,8 @@ export class Namespace {
     this.readers.set(old.id, old.dataFd);
     if (this.cfg.fsync === "never") fs.closeSync(old.indexFd);
     else {
-      fs.fsync(old.dataFd, (err) => {
-        if (!err) dropDurable(old.dataFd, old.uncachedTo, old.dataSize, true);
-      });
+      const sealed = this.dropBehind.seal(old.dataFd, old.dataSize);
+      fs.fsync(old.dataFd, (err) => sealed(!err));
       fs.fsync(old.indexFd, () => fs.close(old.indexFd, () => {}));
     }
   }
@@ -702,7 +704,7 @@ export class Namespace {
     } catch (err) {
       throw ioError(err, `syncing namespace ${this.name}`);
     }
-    a.uncachedTo = dropDurable(a.dataFd, a.uncachedTo, a.dataSize);
+    this.dropBehind.synced(a.dataFd, a.dataSize, a.dataSize);
   }
 
   /** fsync in the background (policy "everysec"); skipped while the previous one runs. */
@@ -713,8 +715,8 @@ export class Namespace {
     const a = this.active;
     const durableEnd = a.dataSize; // what this fsync covers; appends made meanwhile wait for the next
     fs.fsync(a.dataFd, (err) => {
-      // A file sealed meanwhile was dropped whole after its own fsync; a closed fd must not be advised.
-      if (!err && !this.closed && a === this.active) a.uncachedTo = dropDurable(a.dataFd, a.uncachedTo, durableEnd);
+      // A file sealed or closed meanwhile is no longer this one's to drop.
+      if (!err && !this.closed && a === this.active) this.dropBehind.synced(a.dataFd, durableEnd, a.dataSize);
       fs.fsync(a.indexFd, () => (this.syncing = false));
     });
   }
@@ -774,6 +776,7 @@ export class Namespace {
     }
     while (this.syncing) await new Promise((r) => setTimeout(r, 5));
     for (const id of sealed) {
+      this.dropBehind.forget(this.readers.get(id)!);
       fs.closeSync(this.readers.get(id)!);
       this.readers.delete(id);
       fs.rmSync(join(this.dataDir, dataFileName(id)), { force: true });
@@ -794,6 +797,7 @@ export class Namespace {
     fs.closeSync(this.active.indexFd);
     for (const fd of this.readers.values()) fs.closeSync(fd);
     this.readers.clear();
+    this.dropBehind.clear();
   }
 
   /** Empties the namespace (FLUSH): every data and index file goes, the settings stay. */
@@ -803,6 +807,7 @@ export class Namespace {
     fs.closeSync(this.active.indexFd);
     for (const fd of this.readers.values()) fs.closeSync(fd);
     this.readers.clear();
+    this.dropBehind.clear();
     for (const [dir, prefix] of [[this.dataDir, "d"], [this.indexDir, "i"]] as const) {
       for (const n of fs.readdirSync(dir)) if (fileIdOf(n, prefix) !== null) fs.rmSync(join(dir, n));
     }

@@ -105,54 +105,71 @@ describe("zdb namespace", () => {
     again.close();
   });
 
-  describe("durable data leaves the page cache", () => {
+  describe("durable data beyond the newest keepCached bytes leaves the page cache", () => {
     // The page cache of a tmpfs is the file itself, so these files live on the repository's disk.
     const build = join(import.meta.dir, "..", "..", "build");
-    function diskConfig(fsync: StorageConfig["fsync"], datasize: number): StorageConfig {
+    const MiB = 2 ** 20;
+    function diskConfig(fsync: StorageConfig["fsync"], datasize: number, keepCached: number): StorageConfig {
       mkdirSync(build, { recursive: true });
       const d = mkdtempSync(join(build, "zdb-page-cache-"));
       dirs.push(d);
-      return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync };
+      return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync, keepCached };
     }
-    const fill = (ns: Namespace) => {
-      for (let i = 0; i < 64; i++) ns.put(Buffer.from(`k${i}`), randomBytes(64 * 1024));
+    /** 64 values of 64 KiB: 4 MiB and a bit. */
+    const fill = (ns: Namespace, prefix = "k") => {
+      for (let i = 0; i < 64; i++) ns.put(Buffer.from(`${prefix}${i}`), randomBytes(64 * 1024));
     };
 
-    test("fsync never: the written data stays cached (what the other cases are measured against)", () => {
-      const cfg = diskConfig("never", 64 * 2 ** 20);
+    test("fsync never: nothing is dropped, whatever the window (what the other cases are measured against)", () => {
+      const cfg = diskConfig("never", 64 * MiB, 0);
       const ns = Namespace.open("n", cfg);
       fill(ns);
-      expect(cachedDataBytes(cfg, "n")[0]).toBeGreaterThan(4 * 2 ** 20);
+      expect(cachedDataBytes(cfg, "n")[0]).toBeGreaterThan(4 * MiB);
       ns.close();
     });
 
-    test("fsync always: each sync drops what it made durable, and the data still reads back", () => {
-      const cfg = diskConfig("always", 64 * 2 ** 20);
+    test("fsync always: each sync drops what is durable and older than the window, and the data still reads back", () => {
+      const cfg = diskConfig("always", 64 * MiB, 1 * MiB);
       const ns = Namespace.open("a", cfg);
       fill(ns);
       ns.syncIfDirty();
-      expect(cachedDataBytes(cfg, "a")[0]).toBeLessThanOrEqual(4096); // at most the partial last page
-      ns.put(Buffer.from("more"), randomBytes(64 * 1024));
-      expect(cachedDataBytes(cfg, "a")[0]).toBeGreaterThan(60 * 1024);
+      const cached = cachedDataBytes(cfg, "a")[0];
+      expect(cached).toBeGreaterThanOrEqual(1 * MiB - 4096); // the newest 1 MiB stays
+      expect(cached).toBeLessThanOrEqual(1 * MiB + 4096);
+      fill(ns, "more");
+      expect(cachedDataBytes(cfg, "a")[0]).toBeGreaterThan(4 * MiB); // not synced yet: all cached
       ns.syncIfDirty();
-      expect(cachedDataBytes(cfg, "a")[0]).toBeLessThanOrEqual(4096);
+      expect(cachedDataBytes(cfg, "a")[0]).toBeLessThanOrEqual(1 * MiB + 4096);
       expect(read(ns, "k7")!.length).toBe(64 * 1024);
       ns.close();
     });
 
-    test("fsync everysec: background syncs drop the active file's durable pages, and sealed files whole", async () => {
-      const cfg = diskConfig("everysec", 1024 * 1024);
+    test("fsync everysec: background syncs drop the active file's old pages, and sealed files once the window has passed them", async () => {
+      const keep = 1536 * 1024;
+      const cfg = diskConfig("everysec", 1 * MiB, keep);
       const ns = Namespace.open("e", cfg);
-      fill(ns); // 4 MiB in 1 MiB files: three or more sealed, one active
-      ns.syncInBackground();
-      const deadline = Date.now() + 3_000;
-      let cached = cachedDataBytes(cfg, "e");
-      while (cached.some((b) => b > 4096) && Date.now() < deadline) {
-        await Bun.sleep(20);
-        cached = cachedDataBytes(cfg, "e");
+      const dir = join(cfg.dataRoot, "e");
+      const sizes = () => readdirSync(dir).filter((f) => f.startsWith("d")).sort().map((f) => Bun.file(join(dir, f)).size);
+      /** Which files must be cached: those with less than `keep` bytes of newer data after them. */
+      const expected = () => {
+        const s = sizes();
+        let newer = 0;
+        return s.map((_, i) => s.length - 1 - i).map((i) => { const inWindow = newer < keep; newer += s[i]; return inWindow; }).reverse();
+      };
+      for (const prefix of ["k", "more"]) {
+        fill(ns, prefix); // ~4 MiB in 1 MiB files: several sealed, one active
+        const want = expected();
+        const deadline = Date.now() + 3_000;
+        let cached = cachedDataBytes(cfg, "e");
+        while (cached.some((b, i) => !want[i] && b > 0) && Date.now() < deadline) {
+          ns.syncInBackground();
+          await Bun.sleep(20);
+          cached = cachedDataBytes(cfg, "e");
+        }
+        expect(want.length).toBeGreaterThan(3);
+        expect(want.filter((w) => !w).length).toBeGreaterThan(1);
+        expect(cached.map((b) => b > 0)).toEqual(want);
       }
-      expect(cached.length).toBeGreaterThan(3);
-      expect(cached.every((b) => b <= 4096)).toBe(true);
       ns.close();
     });
   });
