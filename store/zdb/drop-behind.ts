@@ -11,16 +11,20 @@
 // page cache took 0.9-1.0 s of system time in pages used before and 2.5-4.5 s in fresh ones, and
 // a sustained write into six zdb processes doubled their CPU per GiB once their page cache grew
 // into fresh memory. With the newest data kept and the older dropped, reads of recent writes stay
-// in memory and the same pages are reused, hot. (Dropping everything durable at once halved the
-// erasure-coded store's get of 1 GiB it had just put: 973 -> 503 MB/s.)
+// in memory and the same pages are reused, hot (see KEEP_CACHED for the size).
 //
 // Only durable ranges are dropped (the kernel would skip dirty pages anyway), so with fsync
 // "never" nothing is. The advice is a hint: where posix_fadvise cannot be called, nothing happens.
 import { dlopen, FFIType } from "bun:ffi";
 
 const POSIX_FADV_DONTNEED = 4;
-/** The newest data of a namespace kept cached: one data file's default size. */
-export const KEEP_CACHED = 256 * 1024 * 1024;
+/**
+ * The newest data of a namespace kept cached. make bench-store's get of the 1 GiB it had just put
+ * (~256 MiB per zdb) ran at 941-948 MB/s with 64 or 256 MiB kept and 503 with nothing; the vdisk's
+ * sustained write, whose zdb page cache grows by the window before it is reused, at 239.5 MB/s
+ * with 64 MiB and 191.7-213.7 with 256 (2026-11-26, one to two runs each).
+ */
+export const KEEP_CACHED = 64 * 1024 * 1024;
 /** Ranges are dropped in whole pages, so consecutive drops tile the file without gaps. */
 const PAGE = 4096;
 

@@ -7,7 +7,7 @@
 // written, so kill -9 loses nothing acknowledged (the bytes are in the page cache); durability
 // against power loss follows the fsync policy.
 // Once an fsync has put a range of a data file on disk and newer data has pushed it out of the
-// newest 256 MiB, its pages are dropped from the page cache (drop-behind.ts).
+// newest 64 MiB, its pages are dropped from the page cache (drop-behind.ts).
 //
 // Recovery at open, per file id in order: the index file is read up to its first torn or damaged
 // record. For the newest file the index is then reconciled with the data file: index records that
