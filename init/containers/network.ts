@@ -7,7 +7,6 @@ import { createSocket } from "node:dgram";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { umount, MNT_DETACH } from "../libc.ts";
-import { MODPROBE } from "../boot/modules.ts";
 import { ContainerError } from "./errors.ts";
 import { mountsUnder } from "./flist-source.ts";
 import { mustRun, runCommand } from "./command.ts";
@@ -17,8 +16,6 @@ import type { Ipam } from "./ipam.ts";
 import type { PortForward } from "./spec.ts";
 
 export const BRIDGE = "zos-br0";
-/** What the bridge and nftRuleset's nat chains, fib, dnat and masquerade need loaded. */
-const BRIDGE_MODULES = ["bridge", "nft_chain_nat", "nft_nat", "nft_fib_ipv4", "nft_masq"];
 export const NFT_TABLE = "zos_containers";
 
 function nftRuleset(subnet: string): string {
@@ -56,6 +53,27 @@ export interface Attachment {
   netnsPath: string;
 }
 
+/** Tries of `ip link add ... type bridge` while the bridge module is still coming up, a second apart. */
+const BRIDGE_TRIES = 5;
+
+/**
+ * `ip link add BRIDGE type bridge`. The service modules (bridge among them) load in the background
+ * after boot, and the kernel's own load on `ip link add` can come back while that load is still
+ * initialising the module: the type is unknown for that moment (seen once in the whole-OS test).
+ */
+async function addBridge(step: string): Promise<void> {
+  for (let tried = 1; ; tried++) {
+    try {
+      await mustRun(["ip", "link", "add", BRIDGE, "type", "bridge"], step);
+      return;
+    } catch (e) {
+      if (tried >= BRIDGE_TRIES || !(e instanceof ContainerError) || !e.message.includes("Unknown device type")) throw e;
+      log.info(`bridge: the bridge link type is not there yet (try ${tried} of ${BRIDGE_TRIES}); trying again in 1 s`);
+      await Bun.sleep(1000);
+    }
+  }
+}
+
 export class Network {
   private ready: Promise<void> | null = null;
   private bridgeUp = false;
@@ -74,13 +92,7 @@ export class Network {
   private async setupBridge(): Promise<void> {
     const step = "bridge";
     if ((await runCommand(["ip", "link", "show", BRIDGE])).code !== 0) {
-      // The service modules (these among them) load in the background after boot. The kernel's
-      // own load on `ip link add` (or nft's) can return while that load is still initialising the
-      // module, and the link type is then unknown (seen once in the whole-OS test); modprobe waits
-      // for a load in progress. Its failure is not ours to report: without modules (built in, or
-      // no /proc/modules) the next command says what is wrong, if anything is.
-      await runCommand([MODPROBE, "-a", ...BRIDGE_MODULES]);
-      await mustRun(["ip", "link", "add", BRIDGE, "type", "bridge"], step);
+      await addBridge(step);
       await mustRun(["ip", "addr", "add", `${this.ipam.gateway}/${this.ipam.prefix}`, "dev", BRIDGE], step);
     }
     await mustRun(["ip", "link", "set", BRIDGE, "up"], step);
