@@ -133,6 +133,11 @@ impl Bytes {
     pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
         if self.len == 0 { &[] } else { std::slice::from_raw_parts(self.ptr, self.len) }
     }
+    /// Whether both are non-empty and share memory (an empty view reads and writes nothing).
+    pub fn overlaps(&self, other: &Bytes) -> bool {
+        let (a, b) = (self.ptr as usize, other.ptr as usize);
+        self.len > 0 && other.len > 0 && a < b + other.len && b < a + self.len
+    }
     /// # Safety
     /// As `as_slice`, and no other live slice may overlap it.
     pub unsafe fn as_mut_slice<'a>(&self) -> &'a mut [u8] {

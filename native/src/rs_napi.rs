@@ -118,17 +118,12 @@ fn prepare_encode_into(env: &Env, args: Args) -> JsResult<Prepared> {
     Ok(Prepared { job: Job { path, coeffs: rs::parity_matrix(k, m), inputs, outputs }, inputs: values, result: parity_values })
 }
 
-fn overlaps(a: &Bytes, b: &Bytes) -> bool {
-    let (a0, b0) = (a.ptr as usize, b.ptr as usize);
-    a.len > 0 && b.len > 0 && a0 < b0 + b.len && b0 < a0 + a.len
-}
-
 /// An output that shares memory with an input or another output: the kernel would read bytes
 /// it already overwrote.
 fn first_overlapping_output(inputs: &[Bytes], outputs: &[Bytes]) -> Option<usize> {
     (0..outputs.len()).find(|&n| {
         let o = &outputs[n];
-        inputs.iter().any(|i| overlaps(o, i)) || outputs.iter().enumerate().any(|(p, q)| p != n && overlaps(o, q))
+        inputs.iter().any(|i| o.overlaps(i)) || outputs.iter().enumerate().any(|(p, q)| p != n && o.overlaps(q))
     })
 }
 

@@ -83,8 +83,7 @@ pub unsafe extern "C" fn js_snappy_compress_into(env: napi_env, info: napi_callb
         if out.len < max {
             return range_err(format!("out holds {} bytes; compressing {} bytes needs {max}", out.len, data.len));
         }
-        let (d, o) = (data.ptr as usize, out.ptr as usize);
-        if d < o + out.len && o < d + data.len {
+        if out.overlaps(&data) {
             return range_err("out overlaps data");
         }
         let n = compress(unsafe { data.as_slice() }, unsafe { out.as_mut_slice() }, store)?;
