@@ -60,7 +60,6 @@ interface SealedFile {
 
 /** What one namespace has dropped, across its active file and the files it sealed. */
 export class DropBehind {
-  private activeFd = -1;
   private uncachedTo = 0;
   /** The active file's size at its last sync. */
   private activeSize = 0;
@@ -70,8 +69,7 @@ export class DropBehind {
   constructor(private readonly keep = KEEP_CACHED) {}
 
   /** A new active data file (created or reopened). */
-  start(fd: number): void {
-    this.activeFd = fd;
+  start(): void {
     this.uncachedTo = 0;
     this.activeSize = 0;
   }
@@ -86,9 +84,11 @@ export class DropBehind {
     };
   }
 
-  /** The active file `fd`, now `size` bytes, is durable up to `durableEnd`: drops what is older than the newest `keep` bytes. */
+  /**
+   * The active file `fd` (the caller checks it still is), now `size` bytes, is durable up to
+   * `durableEnd`: drops what is older than the newest `keep` bytes.
+   */
   synced(fd: number, durableEnd: number, size: number): void {
-    if (fd !== this.activeFd) return; // sealed meanwhile
     this.uncachedTo = drop(fd, this.uncachedTo, Math.min(durableEnd, size - this.keep));
     this.activeSize = size;
     this.dropSealed();
@@ -113,7 +113,6 @@ export class DropBehind {
 
   /** Every file is being closed (flush, close). */
   clear(): void {
-    this.activeFd = -1;
     this.sealed = [];
   }
 }

@@ -247,7 +247,7 @@ export class Namespace {
         indexSize,
         previous: list.length ? list[list.length - 1].offset : 0,
       };
-      this.dropBehind.start(dataFd);
+      this.dropBehind.start();
     } else {
       fs.closeSync(indexFd);
       this.readers.set(id, dataFd);
@@ -348,7 +348,7 @@ export class Namespace {
       const t = now();
       if (fs.writeSync(dataFd, encodeFileHeader(DATA_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
       if (fs.writeSync(indexFd, encodeFileHeader(INDEX_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
-      this.dropBehind.start(dataFd);
+      this.dropBehind.start();
       return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0 };
     } catch (err) {
       if (dataFd >= 0) fs.closeSync(dataFd);
