@@ -23,7 +23,8 @@
 // byte: no decoding of non-UTF-8 paths, and Bun flags given through BUN_OPTIONS stay there). A value
 // already in the environment is the operator's choice and is left alone.
 import { readFileSync } from "node:fs";
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { lastError, libc } from "./libc.ts";
 
 export const PURGE_DELAY_VARIABLE = "MIMALLOC_PURGE_DELAY";
 /** What each data server sets, in milliseconds (-1: never). */
@@ -51,7 +52,7 @@ export function execWithServerAllocator(server: DataServer): void {
     const envp = [...nulSeparated(readFileSync("/proc/self/environ")), Buffer.from(setting)];
     error = execve(Buffer.from(process.execPath), argv, envp);
   } catch (err) {
-    error = (err as Error).message; // no /proc, or no libc.so.6 to call it through
+    error = (err as Error).message; // no /proc
   }
   // Only reached when execve failed: serving with the default allocator settings is slower, not wrong.
   process.stderr.write(`warning: could not re-execute with ${setting} (${error}); serving with mimalloc's defaults\n`);
@@ -71,11 +72,8 @@ function nulSeparated(bytes: Buffer): Buffer[] {
 
 /** execve(2); returns only on failure, with strerror(errno). */
 function execve(path: Buffer, argv: Buffer[], envp: Buffer[]): string {
-  const libc = dlopen("libc.so.6", {
-    execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-    strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  });
+  const c = libc();
+  if (c === null) return "libc.so.6 could not be opened";
   // The strings must stay reachable until the call: the pointer arrays only hold their addresses.
   const strings = [path, ...argv, ...envp].map((s) => Buffer.concat([s, Buffer.alloc(1)]));
   const table = (list: Buffer[]) => {
@@ -85,6 +83,6 @@ function execve(path: Buffer, argv: Buffer[], envp: Buffer[]): string {
   };
   const argvTable = table(strings.slice(1, 1 + argv.length));
   const envTable = table(strings.slice(1 + argv.length));
-  libc.symbols.execve(ptr(strings[0]), ptr(argvTable), ptr(envTable));
-  return String(libc.symbols.strerror(read.i32(libc.symbols.__errno_location() as Pointer, 0)));
+  c.execve(ptr(strings[0]), ptr(argvTable), ptr(envTable));
+  return lastError(c);
 }

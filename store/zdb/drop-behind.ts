@@ -15,7 +15,7 @@
 //
 // Only durable ranges are dropped (the kernel would skip dirty pages anyway), so with fsync
 // "never" nothing is. The advice is a hint: where posix_fadvise cannot be called, nothing happens.
-import { dlopen, FFIType } from "bun:ffi";
+import { libc } from "../libc.ts";
 
 const POSIX_FADV_DONTNEED = 4;
 /**
@@ -28,26 +28,11 @@ export const KEEP_CACHED = 64 * 1024 * 1024;
 /** Ranges are dropped in whole pages, so consecutive drops tile the file without gaps. */
 const PAGE = 4096;
 
-type Fadvise = (fd: number, offset: number, length: number, advice: number) => number;
-let fadvise: Fadvise | null | undefined;
-
-function posixFadvise(): Fadvise | null {
-  if (fadvise === undefined) {
-    try {
-      const libc = dlopen("libc.so.6", { posix_fadvise: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32], returns: FFIType.i32 } });
-      fadvise = libc.symbols.posix_fadvise as unknown as Fadvise;
-    } catch {
-      fadvise = null;
-    }
-  }
-  return fadvise;
-}
-
 /** Drops the cached pages of fd in [from, end); `end` is rounded down to a page unless `whole`. Returns where the next drop starts. */
 function drop(fd: number, from: number, end: number, whole = false): number {
   const to = whole ? end : end - (end % PAGE);
   if (to <= from) return from;
-  posixFadvise()?.(fd, from, to - from, POSIX_FADV_DONTNEED);
+  libc()?.posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
   return to;
 }
 
