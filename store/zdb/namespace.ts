@@ -19,6 +19,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "../../native/index.ts";
 import { DropBehind, KEEP_CACHED } from "./drop-behind.ts";
+import { Preallocation } from "./preallocation.ts";
 import { ZdbError } from "./errors.ts";
 import {
   DATA_MAGIC,
@@ -134,9 +135,11 @@ export class Namespace {
   private readonly dataDir: string;
   private readonly indexDir: string;
   private readonly dropBehind: DropBehind;
+  private readonly preallocation: Preallocation;
 
   private constructor(readonly name: string, private readonly cfg: StorageConfig) {
     this.dropBehind = new DropBehind(cfg.keepCached ?? KEEP_CACHED);
+    this.preallocation = new Preallocation(cfg.datasize);
     this.dataDir = join(cfg.dataRoot, name);
     this.indexDir = join(cfg.indexRoot, name);
     this.settings = { ...defaultSettings };
@@ -248,6 +251,7 @@ export class Namespace {
         previous: list.length ? list[list.length - 1].offset : 0,
       };
       this.dropBehind.start();
+      this.preallocation.reset(dataSize);
     } else {
       fs.closeSync(indexFd);
       this.readers.set(id, dataFd);
@@ -349,6 +353,7 @@ export class Namespace {
       if (fs.writeSync(dataFd, encodeFileHeader(DATA_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
       if (fs.writeSync(indexFd, encodeFileHeader(INDEX_MAGIC, id, t), 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) throw Object.assign(new Error("short write"), { code: "ENOSPC" });
       this.dropBehind.start();
+      this.preallocation.reset(FILE_HEADER_SIZE);
       return { id, dataFd, indexFd, dataSize: FILE_HEADER_SIZE, indexSize: FILE_HEADER_SIZE, previous: 0 };
     } catch (err) {
       if (dataFd >= 0) fs.closeSync(dataFd);
@@ -362,6 +367,7 @@ export class Namespace {
   /** Seals the active file (it stays open for reads) and starts the next one. */
   private rollover(): void {
     const old = this.active;
+    this.preallocation.release(old.dataFd, old.dataSize);
     this.active = this.createFiles(old.id + 1);
     this.readers.set(old.id, old.dataFd);
     if (this.cfg.fsync === "never") fs.closeSync(old.indexFd);
@@ -387,6 +393,7 @@ export class Namespace {
     const meta: EntryMeta = { key, flags, offset, size, timestamp, crc };
     const hlen = encodeEntryHeader(this.headerScratch, meta, a.previous);
     const rlen = encodeIndexRecord(this.recordScratch, meta);
+    this.preallocation.reserve(a.dataFd, offset, offset + hlen + size);
     try {
       const n = value !== null && size > 0
         ? fs.writevSync(a.dataFd, [this.headerScratch.subarray(0, hlen), value], offset)
@@ -395,6 +402,7 @@ export class Namespace {
       const m = fs.writeSync(a.indexFd, this.recordScratch, 0, rlen, a.indexSize);
       if (m !== rlen) throw Object.assign(new Error(`short write of ${m} of ${rlen} bytes`), { code: "ENOSPC" });
     } catch (err) {
+      this.preallocation.reset(offset);
       try {
         fs.ftruncateSync(a.dataFd, offset);
         fs.ftruncateSync(a.indexFd, a.indexSize);
@@ -550,6 +558,7 @@ export class Namespace {
     }
     const last = run[run.length - 1];
     const end = last.offset + entryLength(last.key.length, last.value.length);
+    this.preallocation.reserve(a.dataFd, a.dataSize, end);
     try {
       // IOV_MAX is 1024 on Linux: the writes are positional, so any split point will do.
       let at = a.dataSize;
@@ -563,6 +572,7 @@ export class Namespace {
       const m = fs.writeSync(a.indexFd, records, 0, rlen, a.indexSize);
       if (m !== rlen) throw Object.assign(new Error(`short write of ${m} of ${rlen} bytes`), { code: "ENOSPC" });
     } catch {
+      this.preallocation.reset(a.dataSize);
       try {
         fs.ftruncateSync(a.dataFd, a.dataSize);
         fs.ftruncateSync(a.indexFd, a.indexSize);
@@ -793,6 +803,7 @@ export class Namespace {
     if (this.closed) return;
     if (this.cfg.fsync !== "never") this.syncIfDirty();
     this.closed = true;
+    this.preallocation.release(this.active.dataFd, this.active.dataSize);
     fs.closeSync(this.active.dataFd);
     fs.closeSync(this.active.indexFd);
     for (const fd of this.readers.values()) fs.closeSync(fd);

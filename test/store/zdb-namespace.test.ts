@@ -3,9 +3,11 @@
 // data dropped from the page cache (checked with util-linux's fincore).
 import { afterEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Namespace, type StorageConfig } from "../../store/zdb/namespace.ts";
+import { KEEP_CACHED } from "../../store/zdb/drop-behind.ts";
+import { STEP } from "../../store/zdb/preallocation.ts";
 import { ZdbError } from "../../store/zdb/errors.ts";
 import { removeDir, tempDir } from "./zdb-process.ts";
 
@@ -36,6 +38,17 @@ function read(ns: Namespace, key: string): Buffer | null {
   const b = Buffer.alloc(e.size);
   if (!ns.readPayload(e, b, 0)) throw new Error(`${key} is damaged`);
   return b;
+}
+
+// The page cache of a tmpfs is the file itself, and it has no block allocation to speak of, so
+// the tests of both live on the repository's disk (ext4 here and in CI).
+const build = join(import.meta.dir, "..", "..", "build");
+const MiB = 2 ** 20;
+function diskConfig(fsync: StorageConfig["fsync"], datasize: number, keepCached = KEEP_CACHED): StorageConfig {
+  mkdirSync(build, { recursive: true });
+  const d = mkdtempSync(join(build, "zdb-disk-"));
+  dirs.push(d);
+  return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync, keepCached };
 }
 
 describe("zdb namespace", () => {
@@ -106,15 +119,6 @@ describe("zdb namespace", () => {
   });
 
   describe("durable data beyond the newest keepCached bytes leaves the page cache", () => {
-    // The page cache of a tmpfs is the file itself, so these files live on the repository's disk.
-    const build = join(import.meta.dir, "..", "..", "build");
-    const MiB = 2 ** 20;
-    function diskConfig(fsync: StorageConfig["fsync"], datasize: number, keepCached: number): StorageConfig {
-      mkdirSync(build, { recursive: true });
-      const d = mkdtempSync(join(build, "zdb-page-cache-"));
-      dirs.push(d);
-      return { dataRoot: join(d, "data"), indexRoot: join(d, "index"), datasize, fsync, keepCached };
-    }
     /** 64 values of 64 KiB: 4 MiB and a bit. */
     const fill = (ns: Namespace, prefix = "k") => {
       for (let i = 0; i < 64; i++) ns.put(Buffer.from(`${prefix}${i}`), randomBytes(64 * 1024));
@@ -171,6 +175,88 @@ describe("zdb namespace", () => {
         expect(cached.map((b) => b > 0)).toEqual(want);
       }
       ns.close();
+    });
+  });
+
+  describe("the active data file's disk blocks are reserved ahead of its appends", () => {
+    /** Bytes allocated on disk to each data file of a namespace, and their sizes. */
+    function dataFiles(cfg: StorageConfig, name: string): { size: number; allocated: number }[] {
+      const dir = join(cfg.dataRoot, name);
+      return readdirSync(dir).filter((f) => f.startsWith("d")).sort().map((f) => statSync(join(dir, f))).map((st) => ({ size: st.size, allocated: st.blocks * 512 }));
+    }
+    const value = (i: number) => Buffer.alloc(64 * 1024, i);
+
+    test("STEP ahead, never past the size limit; a file closed early gives back the rest, a reopened one reserves again", () => {
+      const cfg = diskConfig("never", STEP + 8 * MiB);
+      const ns = Namespace.open("r", cfg);
+      for (let i = 0; i < 16; i++) ns.put(Buffer.from(`k${i}`), value(i));
+      let [active] = dataFiles(cfg, "r");
+      expect(active.size).toBeGreaterThan(1 * MiB);
+      expect(active.size).toBeLessThan(1.1 * MiB); // the reservation is not in the file's size
+      expect(active.allocated).toBeGreaterThanOrEqual(STEP);
+      expect(active.allocated).toBeLessThan(STEP + 1.2 * MiB);
+
+      let i = 16;
+      while (dataFiles(cfg, "r").length < 2) ns.put(Buffer.from(`k${i}`), value(i++));
+      const [sealed, next] = dataFiles(cfg, "r");
+      expect(sealed.size).toBeGreaterThan(STEP + 7 * MiB);
+      expect(sealed.allocated).toBeLessThanOrEqual(STEP + 8 * MiB + 4096); // reserved up to the limit, not STEP past it
+      expect(next.allocated).toBeGreaterThanOrEqual(STEP);
+      ns.close();
+      [, active] = dataFiles(cfg, "r");
+      expect(active.allocated).toBeLessThan(active.size + 64 * 1024);
+
+      const again = Namespace.open("r", cfg);
+      expect(again.entries.size).toBe(i);
+      for (const k of [0, 15, i - 1]) expect(read(again, `k${k}`)!.equals(value(k))).toBe(true);
+      again.put(Buffer.from("after"), value(1));
+      expect(dataFiles(cfg, "r")[1].allocated).toBeGreaterThanOrEqual(STEP);
+      again.close();
+    });
+
+    test("on a nearly full disk the reservation is given back: the namespace fills the disk, and every stored value reads back", () => {
+      // A disk with ~12 MiB free, less than STEP: fallocate fails, after ext4 reserved what it could.
+      const img = join(build, `full-disk-${process.pid}.img`);
+      const mnt = mkdtempSync(join(build, "full-disk-"));
+      dirs.push(mnt);
+      const sh = (cmd: string[]) => {
+        const p = Bun.spawnSync(cmd, { stderr: "pipe" });
+        if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${p.stderr.toString()}`);
+      };
+      sh(["truncate", "-s", "16M", img]);
+      sh(["mkfs.ext4", "-q", "-F", img]);
+      sh(["mount", "-o", "loop", img, mnt]);
+      const open: Namespace[] = [];
+      try {
+        const cfg: StorageConfig = { dataRoot: join(mnt, "data"), indexRoot: join(mnt, "index"), datasize: 256 * MiB, fsync: "always" };
+        const ns = Namespace.open("full", cfg);
+        open.push(ns);
+        const st = statfsSync(mnt);
+        const free = st.bavail * st.bsize;
+        let stored = 0;
+        let err: unknown;
+        for (let i = 0; err === undefined; i++) {
+          try {
+            ns.put(Buffer.from(`k${i}`), value(i));
+            stored++;
+          } catch (e) {
+            err = e;
+          }
+        }
+        expect(err).toBeInstanceOf(ZdbError);
+        expect((err as ZdbError).message).toContain("No space left on device");
+        // Holding the partial reservation, the index append failed from its second block on: ~3 MiB.
+        expect(stored * 64 * 1024).toBeGreaterThan(free - 1 * MiB);
+        ns.close();
+        const again = Namespace.open("full", cfg);
+        open.push(again);
+        expect(again.entries.size).toBe(stored);
+        for (let k = 0; k < stored; k++) expect(read(again, `k${k}`)!.equals(value(k))).toBe(true);
+      } finally {
+        for (const ns of open) ns.close();
+        sh(["umount", mnt]);
+        rmSync(img, { force: true });
+      }
     });
   });
 });
