@@ -3,7 +3,7 @@
 // data dropped from the page cache (checked with util-linux's fincore).
 import { afterEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Namespace, type StorageConfig } from "../../store/zdb/namespace.ts";
 import { KEEP_CACHED } from "../../store/zdb/drop-behind.ts";
@@ -215,7 +215,7 @@ describe("zdb namespace", () => {
     });
 
     test("on a nearly full disk the reservation is given back: the namespace fills the disk, and every stored value reads back", () => {
-      // A disk with ~12 MiB free, less than STEP: fallocate fails, after ext4 reserved what it could.
+      // A disk with less than STEP free: fallocate fails, after ext4 reserved what it could.
       const img = join(build, `full-disk-${process.pid}.img`);
       const mnt = mkdtempSync(join(build, "full-disk-"));
       dirs.push(mnt);
@@ -223,21 +223,28 @@ describe("zdb namespace", () => {
         const p = Bun.spawnSync(cmd, { stderr: "pipe" });
         if (p.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${p.stderr.toString()}`);
       };
-      sh(["truncate", "-s", "16M", img]);
+      const free = () => {
+        const st = statfsSync(mnt);
+        return st.bavail * st.bsize;
+      };
+      sh(["truncate", "-s", String(STEP + 12 * MiB), img]);
       sh(["mkfs.ext4", "-q", "-F", img]);
       sh(["mount", "-o", "loop", img, mnt]);
       const open: Namespace[] = [];
       try {
+        writeFileSync(join(mnt, "filler"), Buffer.alloc(free() - (STEP - 1 * MiB)));
         const cfg: StorageConfig = { dataRoot: join(mnt, "data"), indexRoot: join(mnt, "index"), datasize: 256 * MiB, fsync: "always" };
         const ns = Namespace.open("full", cfg);
         open.push(ns);
-        const st = statfsSync(mnt);
-        const free = st.bavail * st.bsize;
+        const room = free();
+        expect(room).toBeLessThan(STEP);
+        // Small values, so that the index grows by a block every ~0.5 MiB of data.
+        const small = (i: number) => Buffer.alloc(4096, i);
         let stored = 0;
         let err: unknown;
         for (let i = 0; err === undefined; i++) {
           try {
-            ns.put(Buffer.from(`k${i}`), value(i));
+            ns.put(Buffer.from(`k${i}`), small(i));
             stored++;
           } catch (e) {
             err = e;
@@ -245,13 +252,13 @@ describe("zdb namespace", () => {
         }
         expect(err).toBeInstanceOf(ZdbError);
         expect((err as ZdbError).message).toContain("No space left on device");
-        // Holding the partial reservation, the index append failed from its second block on: ~3 MiB.
-        expect(stored * 64 * 1024).toBeGreaterThan(free - 1 * MiB);
+        // Holding the partial reservation, the index append failed from its second block on.
+        expect(stored * 4096).toBeGreaterThan(room - 512 * 1024);
         ns.close();
         const again = Namespace.open("full", cfg);
         open.push(again);
         expect(again.entries.size).toBe(stored);
-        for (let k = 0; k < stored; k++) expect(read(again, `k${k}`)!.equals(value(k))).toBe(true);
+        for (let k = 0; k < stored; k++) expect(read(again, `k${k}`)!.equals(small(k))).toBe(true);
       } finally {
         for (const ns of open) ns.close();
         sh(["umount", mnt]);
