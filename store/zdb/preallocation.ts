@@ -53,7 +53,8 @@ export class Preallocation {
     }
     // On a nearly full disk ext4 keeps what it reserved before failing. Held, it would be the
     // space the index append then lacks, and that append's failure frees it only for the next
-    // append to take it again: give it back, and reserve no more in this file.
+    // append to take it again: give it back, and stop reserving in this file (until a failed
+    // write cuts it back and resets this; space may have been freed by then).
     truncate(fd, size);
     this.reservedTo = Infinity;
   }
