@@ -72,7 +72,8 @@ export class Preallocation {
 
 function truncate(fd: number, size: number): void {
   try {
-    // ext4 (like xfs) frees preallocated blocks past the end on any truncate, even to the same size.
+    // ext4 frees preallocated blocks past the end on any truncate, even to the same size
+    // (test/store/zdb-namespace.test.ts checks it).
     fs.ftruncateSync(fd, size);
   } catch {
     // Only disk space is at stake; the blocks are freed when the file is deleted.
