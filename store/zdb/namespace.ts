@@ -288,7 +288,9 @@ export class Namespace {
       if (fs.readSync(fd, hdr, 0, ENTRY_HEADER_SIZE, pos) !== ENTRY_HEADER_SIZE) break;
       const h = decodeEntryHeader(hdr);
       const len = entryLength(h.keyLength, h.size);
-      if (pos + len > size || (h.flags & ~FLAG_DELETED) !== 0) break;
+      // No entry has an empty key (put refuses one), and zeroed bytes pass the CRC (crc32c of no
+      // bytes is 0): a tail the file's size covers but whose blocks never reached the disk.
+      if (h.keyLength === 0 || pos + len > size || (h.flags & ~FLAG_DELETED) !== 0) break;
       if (h.flags & FLAG_DELETED && h.size !== 0) break;
       const body = Buffer.allocUnsafe(h.keyLength + h.size);
       if (fs.readSync(fd, body, 0, body.length, pos + ENTRY_HEADER_SIZE) !== body.length) break;
@@ -819,16 +821,24 @@ export class Namespace {
     for (const fd of this.readers.values()) fs.closeSync(fd);
     this.readers.clear();
     this.dropBehind.clear();
-    for (const [dir, prefix] of [[this.dataDir, "d"], [this.indexDir, "i"]] as const) {
-      for (const n of fs.readdirSync(dir)) if (fileIdOf(n, prefix) !== null) fs.rmSync(join(dir, n));
+    try {
+      for (const [dir, prefix] of [[this.dataDir, "d"], [this.indexDir, "i"]] as const) {
+        for (const n of fs.readdirSync(dir)) if (fileIdOf(n, prefix) !== null) fs.rmSync(join(dir, n));
+      }
+      this.entries.clear();
+      this.log = [];
+      this.deadInLog = 0;
+      this.usedBytes = 0;
+      this.nextSeq = 0;
+      this.dirty = false;
+      this.active = this.createFiles(0);
+    } catch (err) {
+      // The old files' descriptors are closed: refuse everything from here on (sessions check
+      // `closed`, and close() then does nothing) rather than write to, truncate or close
+      // descriptor numbers the process may since have handed out again.
+      this.closed = true;
+      throw err;
     }
-    this.entries.clear();
-    this.log = [];
-    this.deadInLog = 0;
-    this.usedBytes = 0;
-    this.nextSeq = 0;
-    this.dirty = false;
-    this.active = this.createFiles(0);
   }
 
   /** Closes and deletes every file of the namespace. */

@@ -10,10 +10,10 @@
 // (unwritten) blocks find their mapping in ext4's extent cache without that lock.
 //
 // KEEP_SIZE leaves the file's size, which is what recovery reads, to the writes. Reservations stop
-// at the size where a file is sealed, and a file closed early gives back what it did not use. A
-// reopened file is reserved again from its end (reserving blocks already reserved costs nothing).
-// It is a hint: where fallocate fails (a full disk, a filesystem without it), appends allocate as
-// they would have.
+// at the size where a file is sealed, and a file closed early gives back what it did not use
+// (when that is SMALL_TAIL or more). A reopened file is reserved again from its end (reserving
+// blocks already reserved costs nothing). It is a hint: where fallocate fails (a full disk, a
+// filesystem without it), appends allocate as they would have.
 import * as fs from "node:fs";
 import { libc } from "../libc.ts";
 
